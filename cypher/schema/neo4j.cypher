@@ -1,0 +1,9 @@
+// Neo4j DDL for the PersonalizedRouter graph. Neo4j is schema-optional: the
+// properties of graphdb/schema.py are enforced by the writer; here we declare
+// the uniqueness constraints that make MERGE on node keys safe and fast.
+CREATE CONSTRAINT user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT task_id IF NOT EXISTS FOR (n:Task) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT query_id IF NOT EXISTS FOR (n:Query) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT llm_id IF NOT EXISTS FOR (n:LLM) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT router_model_version IF NOT EXISTS FOR (n:RouterModel) REQUIRE n.version IS UNIQUE;
+CREATE INDEX routed_to_model_version IF NOT EXISTS FOR ()-[r:ROUTED_TO]-() ON (r.model_version);

@@ -1,0 +1,4 @@
+"""The heterogeneous GNN router (graph building, model, training, evaluation).
+
+Not implemented yet: see the project's issue on the router.
+"""

@@ -1,0 +1,174 @@
+"""The production store: Neo4j over Bolt with the official ``neo4j`` driver.
+
+Parameterised Cypher only. Writes go in batches of ``UNWIND $rows AS row
+MERGE ...`` inside managed transactions (``execute_write``), which the driver
+retries on transient failures; since every statement is a MERGE keyed by the
+schema, a retried or re-run batch converges to the same graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import neo4j
+import pyarrow as pa
+
+from graphdb.queries import schema_statements
+from graphdb.schema import NodeType, RelType, node_type
+from graphdb.store import GraphStore
+from prouter.errors import StoreError
+
+__all__ = ["Neo4jStore"]
+
+BATCH_SIZE = 5_000
+
+
+class Neo4jStore(GraphStore):
+    """A :class:`GraphStore` over a ``neo4j.Driver`` it is given (and may own)."""
+
+    backend = "neo4j"
+
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        *,
+        database: str | None = None,
+        read_only: bool = False,
+        owns_driver: bool = False,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._driver = driver
+        self._database = database
+        self._read_only = read_only
+        self._owns_driver = owns_driver
+        self.batch_size = batch_size
+
+    @classmethod
+    def connect(
+        cls,
+        uri: str,
+        auth: tuple[str, str],
+        *,
+        database: str | None = None,
+        read_only: bool = False,
+    ) -> Neo4jStore:
+        """Open a driver to ``uri`` and check that the server answers."""
+        driver = neo4j.GraphDatabase.driver(uri, auth=auth)
+        try:
+            driver.verify_connectivity()
+        except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError) as exc:
+            driver.close()
+            raise StoreError(f"cannot connect to Neo4j at {uri}: {exc}") from exc
+        return cls(driver, database=database, read_only=read_only, owns_driver=True)
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore(database={self._database!r})"
+
+    def apply_schema(self) -> None:
+        for statement in schema_statements("neo4j"):
+            self._run_write(lambda tx, s=statement: tx.run(s).consume())
+
+    def read(
+        self, cypher: str, params: Mapping[str, Any] | None = None, schema: pa.Schema | None = None
+    ) -> pa.Table:
+        def work(tx: neo4j.ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
+            result = tx.run(cypher, dict(params or {}))
+            return list(result.keys()), result.values()
+
+        try:
+            with self._session(neo4j.READ_ACCESS) as session:
+                keys, rows = session.execute_read(work)
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
+        if schema is None:
+            return pa.table({k: pa.array(list(c)) for k, c in zip(keys, columns, strict=True)})
+        arrays = [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def clear(self) -> None:
+        # Batched so that a large graph does not need one huge transaction.
+        query = "MATCH (n) WITH n LIMIT $n DETACH DELETE n RETURN count(*) AS deleted"
+        while self._run_write(lambda tx: tx.run(query, n=self.batch_size).single()["deleted"]):
+            pass
+
+    def close(self) -> None:
+        if self._owns_driver:
+            self._driver.close()
+
+    # -- write primitives ------------------------------------------------------
+    def _existing_nodes(self, nt: NodeType, keys: pa.Array, schema: pa.Schema) -> pa.Table:
+        cols = ", ".join(f"n.{c} AS {c}" for c in schema.names)
+        query = f"UNWIND $keys AS k MATCH (n:{nt.label} {{{nt.key}: k}}) RETURN {cols}"
+        return self._read_batched(query, keys, schema)
+
+    def _existing_edges(self, rt: RelType, srcs: pa.Array, schema: pa.Schema) -> pa.Table:
+        src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
+        cols = ", ".join(
+            [f"s.{src_key} AS src", f"d.{dst_key} AS dst"]
+            + [f"r.{p} AS {p}" for p in schema.names[2:]]
+        )
+        query = (
+            f"UNWIND $keys AS k MATCH (s:{rt.src} {{{src_key}: k}})-[r:{rt.name}]->(d:{rt.dst}) "
+            f"RETURN {cols}"
+        )
+        return self._read_batched(query, srcs, schema)
+
+    def _create_nodes(self, nt: NodeType, rows: pa.Table) -> None:
+        self._merge_nodes(nt, rows)
+
+    def _update_nodes(self, nt: NodeType, rows: pa.Table) -> None:
+        self._merge_nodes(nt, rows)
+
+    def _create_edges(self, rt: RelType, rows: pa.Table) -> None:
+        self._merge_edges(rt, rows)
+
+    def _update_edges(self, rt: RelType, rows: pa.Table) -> None:
+        self._merge_edges(rt, rows)
+
+    def _merge_nodes(self, nt: NodeType, rows: pa.Table) -> None:
+        props = rows.column_names[1:]
+        sets = ", ".join(f"n.{p} = coalesce(row.{p}, n.{p})" for p in props)
+        query = f"UNWIND $rows AS row MERGE (n:{nt.label} {{{nt.key}: row.{nt.key}}})"
+        self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
+
+    def _merge_edges(self, rt: RelType, rows: pa.Table) -> None:
+        src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
+        values = [c for c in rows.column_names[2:] if c not in rt.key]
+        keyed = ", ".join(f"{k}: row.{k}" for k in rt.key)
+        sets = ", ".join(f"r.{p} = coalesce(row.{p}, r.{p})" for p in values)
+        query = (
+            f"UNWIND $rows AS row "
+            f"MATCH (s:{rt.src} {{{src_key}: row.src}}) MATCH (d:{rt.dst} {{{dst_key}: row.dst}}) "
+            f"MERGE (s)-[r:{rt.name}{' {' + keyed + '}' if keyed else ''}]->(d)"
+        )
+        self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
+
+    # -- helpers ---------------------------------------------------------------
+    def _batches(self, table: pa.Table) -> Iterator[list[dict[str, Any]]]:
+        for start in range(0, table.num_rows, self.batch_size):
+            yield table.slice(start, self.batch_size).to_pylist()
+
+    def _write_batched(self, query: str, rows: pa.Table) -> None:
+        for batch in self._batches(rows):
+            self._run_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+
+    def _read_batched(self, query: str, keys: pa.Array, schema: pa.Schema) -> pa.Table:
+        parts = [
+            self.read(query, {"keys": keys.slice(i, self.batch_size).to_pylist()}, schema)
+            for i in range(0, len(keys), self.batch_size)
+        ]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def _run_write(self, work: Any) -> Any:
+        if self._read_only:
+            raise StoreError("this Neo4j store was opened read-only")
+        try:
+            with self._session(neo4j.WRITE_ACCESS) as session:
+                return session.execute_write(work)
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+
+    def _session(self, mode: str) -> neo4j.Session:
+        return self._driver.session(database=self._database, default_access_mode=mode)

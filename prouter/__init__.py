@@ -1,0 +1,1 @@
+"""PersonalizedRouter: a personalized LLM router backed by a property graph and a GNN."""

@@ -1,0 +1,73 @@
+"""Shared fixtures: a store per backend (embedded LadybugDB, and the real Neo4j).
+
+The Neo4j tests run against a real Neo4j 5.26 server that the project starts
+itself (``prouter.neo4j_local``) in ``.neo4j-test/``, never against the server
+a developer may have configured in ``NEO4J_URI`` (the tests wipe the database).
+``PROUTER_TEST_NEO4J_URI`` (+ ``_USERNAME``/``_PASSWORD``) opts in to another
+throwaway server. When no server can be had the Neo4j tests are skipped with
+the reason, except when ``PROUTER_REQUIRE_NEO4J=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graphdb.store import GraphStore, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("PROUTER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> Iterator[dict[str, str]]:
+    """Connection settings of a real, throwaway Neo4j server for this test session."""
+    uri = os.environ.get("PROUTER_TEST_NEO4J_URI")
+    if uri:
+        yield {
+            "uri": uri,
+            "username": os.environ.get("PROUTER_TEST_NEO4J_USERNAME", "neo4j"),
+            "password": os.environ.get("PROUTER_TEST_NEO4J_PASSWORD", ""),
+        }
+        return
+    from prouter import neo4j_local
+
+    home = REPO / ".neo4j-test"
+    try:
+        info = neo4j_local.start(home=home)
+    except (neo4j_local.Neo4jStartError, OSError) as exc:
+        message = f"no real Neo4j server could be started: {exc}"
+        if os.environ.get("PROUTER_REQUIRE_NEO4J") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield {"uri": info.uri, "username": info.username, "password": info.password}
+    finally:
+        neo4j_local.stop(home=home)
+
+
+def open_test_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> GraphStore:
+    """An empty store of ``backend``: a fresh LadybugDB file, or the wiped test Neo4j."""
+    if backend == "ladybug":
+        return open_store(f"ladybug:{tmp_path / 'graph.lbug'}")
+    server = request.getfixturevalue("neo4j_server")
+    store = open_store(server["uri"], username=server["username"], password=server["password"])
+    store.clear()
+    return store
+
+
+@pytest.fixture(params=["ladybug", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """An empty graph store, once per backend."""
+    s = open_test_store(request.param, tmp_path, request)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"prouter data dir: {DATA_DIR} ({'present' if DATA_DIR.exists() else 'absent'})"]
