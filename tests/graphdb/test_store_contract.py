@@ -175,6 +175,22 @@ def test_rewriting_the_same_rows_changes_nothing(store):
     assert store.counts()["ANSWERED_BY"] == 3
 
 
+def test_writing_a_superset_adds_exactly_the_missing_rows(store):
+    tables = full_graph()
+    for label in NODES:
+        store.write_nodes(label, tables[label])
+    edges = tables["ANSWERED_BY"]
+    store.write_edges("ANSWERED_BY", edges.slice(1, 1))
+    stats = store.write_edges("ANSWERED_BY", edges)
+    assert stats == WriteStats(created=2, unchanged=1)
+    assert sort_rows(store.export_edges("ANSWERED_BY")) == sort_rows(edges)
+    users = tables["User"]
+    store.clear()
+    store.write_nodes("User", users.take([2]))
+    assert store.write_nodes("User", users) == WriteStats(created=2, unchanged=1)
+    assert sort_rows(store.export_nodes("User")) == sort_rows(users)
+
+
 def test_update_changes_only_given_values_and_null_keeps_stored(store):
     write_all(store, full_graph())
     stats = store.write_nodes(
