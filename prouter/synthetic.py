@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from graphdb.tables import embedding_array
+from prouter.simulate import best_llm, task_min_max
 
 __all__ = ["SyntheticWorkload", "generate"]
 
@@ -269,7 +270,7 @@ def generate(
             asked_query.append(q)
     asked_user_a = np.asarray(asked_user)
     asked_query_a = np.asarray(asked_query)
-    norm_cost = _task_min_max(cost, query_task)
+    norm_cost = task_min_max(cost, query_task)
     alpha = user_alpha[asked_user_a][:, None]
     reward = alpha * performance[asked_query_a] - (1 - alpha) * norm_cost[asked_query_a]
     chosen = best_llm(reward, cost[asked_query_a])
@@ -303,20 +304,3 @@ def generate(
         chosen_llm=chosen,
         chosen_reward=reward[np.arange(len(chosen)), chosen],
     )
-
-
-def _task_min_max(cost: np.ndarray, query_task: np.ndarray) -> np.ndarray:
-    """Min-max normalise costs within each task (0 for the cheapest cost in the task)."""
-    out = np.zeros_like(cost)
-    for t in np.unique(query_task):
-        rows = query_task == t
-        lo, hi = cost[rows].min(), cost[rows].max()
-        out[rows] = (cost[rows] - lo) / (hi - lo) if hi > lo else 0.0
-    return out
-
-
-def best_llm(reward: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Index of the highest reward per row; among exact ties the cheaper LLM wins."""
-    best = reward.max(axis=1, keepdims=True)
-    masked_cost = np.where(reward == best, cost, np.inf)
-    return masked_cost.argmin(axis=1)

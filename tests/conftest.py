@@ -69,5 +69,27 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
         s.close()
 
 
+def _public_data(name: str) -> Path:
+    path = DATA_DIR / name
+    if not path.is_dir():
+        pytest.skip(
+            f"public data set not found at {path}: set PROUTER_DATA_DIR to the folder "
+            "holding routerbench/ and personalizedrouter/"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def routerbench_dir() -> Path:
+    """The RouterBench subset (``$PROUTER_DATA_DIR/routerbench``)."""
+    return _public_data("routerbench")
+
+
+@pytest.fixture(scope="session")
+def personalizedrouter_dir() -> Path:
+    """The PersonalizedRouter query pool (``$PROUTER_DATA_DIR/personalizedrouter``)."""
+    return _public_data("personalizedrouter")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"prouter data dir: {DATA_DIR} ({'present' if DATA_DIR.exists() else 'absent'})"]

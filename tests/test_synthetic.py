@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prouter.synthetic import _task_min_max, best_llm, generate
+from prouter.simulate import best_llm, task_min_max
+from prouter.synthetic import generate
 
 
 def test_same_seed_same_workload_other_seed_differs():
@@ -29,7 +30,7 @@ def test_bigger_llms_cost_more_and_perform_better_on_average():
 
 def test_each_decision_is_the_best_reward_with_cheaper_tie_break():
     w = generate(n_queries=400, n_users=9, seed=2)
-    norm = _task_min_max(w.cost, w.query_task)
+    norm = task_min_max(w.cost, w.query_task)
     for i in range(0, len(w.asked_user), 37):
         u, q, m = w.asked_user[i], w.asked_query[i], w.chosen_llm[i]
         alpha = w.user_alpha[u]
@@ -43,7 +44,7 @@ def test_tie_break_and_min_max_by_hand():
     reward = np.array([[0.5, 0.5, 0.1], [0.2, 0.9, 0.9]])
     cost = np.array([[3.0, 1.0, 0.5], [1.0, 2.0, 1.5]])
     assert best_llm(reward, cost).tolist() == [1, 2]
-    norm = _task_min_max(np.array([[1.0, 3.0], [2.0, 5.0]]), np.array([0, 0]))
+    norm = task_min_max(np.array([[1.0, 3.0], [2.0, 5.0]]), np.array([0, 0]))
     assert norm.tolist() == [[0.0, 0.5], [0.25, 1.0]]
 
 

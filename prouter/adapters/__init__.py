@@ -1,0 +1,7 @@
+"""Adapters from public data sets to canonical interaction records."""
+
+from __future__ import annotations
+
+from prouter.adapters.base import AdapterResult
+
+__all__ = ["AdapterResult"]

@@ -1,0 +1,175 @@
+"""The paper's multi-cost-efficiency user simulation (its strategy 1).
+
+User ``u`` has a weight ``alpha_u`` on quality. Its reward for LLM ``l`` on
+query ``q`` is::
+
+    reward(u, q, l) = alpha_u * performance(q, l) - (1 - alpha_u) * cost_norm(q, l)
+
+where ``cost_norm`` is the cost min-max normalised over all outcomes of the
+query's task (0 for the cheapest answer in the task, 1 for the dearest). Each
+user "chooses" the LLM with the highest reward; exact ties go to the cheaper
+LLM, then to the LLM id that sorts first. With ``noise > 0`` a user perceives
+``performance + N(0, noise)`` (seeded per user) when choosing; the recorded
+reward is always the noise-free reward of the chosen LLM. Everything is
+reproducible from the seed.
+
+The paper's setting is 9 users with alpha = 0.2, 0.3, ..., 1.0 (``alphas=
+"grid"``); its later benchmark has 1,000 users, for which alphas can be drawn
+from ``uniform`` or ``beta:A,B``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from graphdb.store import GraphStore
+from prouter.errors import ConfigError, ProuterError
+
+__all__ = [
+    "Outcomes",
+    "best_llm",
+    "draw_alphas",
+    "load_outcomes",
+    "simulate_cost_efficiency",
+    "task_min_max",
+]
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Dense outcome matrices of the graph: queries x LLMs (NaN where no outcome)."""
+
+    query_ids: list[str]
+    task_ids: list[str]  # per query
+    llm_ids: list[str]  # sorted
+    performance: np.ndarray
+    cost: np.ndarray
+
+    @property
+    def task_index(self) -> np.ndarray:
+        _, index = np.unique(np.asarray(self.task_ids, dtype=object), return_inverse=True)
+        return index
+
+
+def load_outcomes(store: GraphStore) -> Outcomes:
+    """Read every (query, task, LLM, performance, cost) outcome from the graph."""
+    table = store.read(
+        "MATCH (t:Task)<-[:OF_TASK]-(q:Query)-[a:ANSWERED_BY]->(l:LLM) "
+        "RETURN q.id AS query_id, t.id AS task_id, l.id AS llm_id, "
+        "a.performance AS performance, a.cost AS cost"
+    ).to_pydict()
+    if not table["query_id"]:
+        raise ProuterError("the graph has no outcome (ANSWERED_BY) edges to simulate users on")
+    query_ids = sorted(set(table["query_id"]))
+    llm_ids = sorted(set(table["llm_id"]))
+    q_index = {q: i for i, q in enumerate(query_ids)}
+    l_index = {m: i for i, m in enumerate(llm_ids)}
+    performance = np.full((len(query_ids), len(llm_ids)), np.nan)
+    cost = np.full_like(performance, np.nan)
+    tasks = [""] * len(query_ids)
+    for q, t, m, p, c in zip(
+        *(table[k] for k in ("query_id", "task_id", "llm_id", "performance", "cost")), strict=True
+    ):
+        i, j = q_index[q], l_index[m]
+        performance[i, j] = np.nan if p is None else p
+        cost[i, j] = np.nan if c is None else c
+        tasks[i] = t
+    return Outcomes(query_ids, tasks, llm_ids, performance, cost)
+
+
+def draw_alphas(n_users: int, alphas: str = "grid", seed: int = 0) -> np.ndarray:
+    """User weights: ``grid`` (evenly 0.2..1.0, the paper's), ``uniform`` or ``beta:A,B``."""
+    if n_users < 1:
+        raise ConfigError(f"need at least one user, got {n_users}")
+    rng = np.random.default_rng(seed)
+    if alphas == "grid":
+        return np.round(np.linspace(0.2, 1.0, n_users), 6) if n_users > 1 else np.array([0.6])
+    if alphas == "uniform":
+        return rng.uniform(0.0, 1.0, n_users)
+    if alphas.startswith("beta:"):
+        try:
+            a, b = (float(x) for x in alphas[5:].split(","))
+        except ValueError:
+            raise ConfigError(f"bad alpha distribution {alphas!r}; write beta:A,B") from None
+        return rng.beta(a, b, n_users)
+    raise ConfigError(f"unknown alpha distribution {alphas!r}; valid: grid, uniform, beta:A,B")
+
+
+def task_min_max(cost: np.ndarray, task_index: np.ndarray) -> np.ndarray:
+    """Min-max normalise costs within each task (NaN stays NaN)."""
+    out = np.full_like(cost, np.nan, dtype=float)
+    for t in np.unique(task_index):
+        rows = task_index == t
+        lo, hi = np.nanmin(cost[rows]), np.nanmax(cost[rows])
+        out[rows] = (cost[rows] - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def best_llm(reward: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Index of the highest reward per row (NaN never wins); exact ties: cheaper, then first."""
+    reward = np.where(np.isnan(reward), -np.inf, reward)
+    best = reward.max(axis=1, keepdims=True)
+    masked_cost = np.where(reward == best, np.nan_to_num(cost, nan=np.inf), np.inf)
+    return masked_cost.argmin(axis=1)
+
+
+def simulate_cost_efficiency(
+    outcomes: Outcomes,
+    *,
+    n_users: int = 9,
+    alphas: str = "grid",
+    noise: float = 0.0,
+    queries_per_user: int | None = None,
+    seed: int = 0,
+    user_prefix: str = "ce-user-",
+) -> dict[str, pa.Table]:
+    """Simulated users with their CHOSE decisions, as graph tables (User, ASKED, CHOSE).
+
+    Each user sees every query, or ``queries_per_user`` drawn at random.
+    """
+    if noise < 0:
+        raise ConfigError(f"noise must be >= 0, got {noise}")
+    weights = draw_alphas(n_users, alphas, seed)
+    width = len(str(n_users - 1))
+    user_ids = [f"{user_prefix}{u:0{width}d}" for u in range(n_users)]
+    perf, cost = outcomes.performance, outcomes.cost
+    norm = task_min_max(cost, outcomes.task_index)
+    rng = np.random.default_rng(seed + 1)
+    n_queries = len(outcomes.query_ids)
+    src, dst, qids, rewards = [], [], [], []
+    qid_array = np.asarray(outcomes.query_ids, dtype=object)
+    llm_array = np.asarray(outcomes.llm_ids, dtype=object)
+    for u, alpha in enumerate(weights):
+        if queries_per_user is None or queries_per_user >= n_queries:
+            rows = np.arange(n_queries)
+        else:
+            rows = np.sort(rng.choice(n_queries, size=queries_per_user, replace=False))
+        true = alpha * perf[rows] - (1 - alpha) * norm[rows]
+        seen = true
+        if noise:
+            seen = (
+                alpha * (perf[rows] + rng.normal(0, noise, perf[rows].shape))
+                - (1 - alpha) * norm[rows]
+            )
+            seen = np.where(np.isnan(true), np.nan, seen)
+        choice = best_llm(seen, cost[rows])
+        keep = ~np.isnan(true).all(axis=1)
+        rows, choice = rows[keep], choice[keep]
+        src.append(np.full(len(rows), user_ids[u], dtype=object))
+        dst.append(llm_array[choice])
+        qids.append(qid_array[rows])
+        rewards.append(true[keep][np.arange(len(rows)), choice])
+    users = pa.table({"id": user_ids, "alpha": weights.astype(float)})
+    asked = pa.table({"src": np.concatenate(src), "dst": np.concatenate(qids)})
+    chose = pa.table(
+        {
+            "src": np.concatenate(src),
+            "dst": np.concatenate(dst),
+            "query_id": np.concatenate(qids),
+            "reward": np.concatenate(rewards).astype(float),
+        }
+    )
+    return {"User": users, "ASKED": asked, "CHOSE": chose}
