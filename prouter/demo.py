@@ -1,4 +1,7 @@
-"""The main job end to end on the embedded default: synthetic workload -> graph -> summary."""
+"""The main job end to end on the embedded default: synthetic workload -> graph -> summary.
+
+Later stages (training, routing, evaluation) join here as they are built.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ def run_demo(
     seed: int,
     workdir: Path = Path("prouter-data"),
 ) -> None:
-    """Generate, write, ingest and summarise a synthetic workload."""
+    """Generate, write, ingest, embed and summarise a synthetic workload."""
     t0 = time.perf_counter()
     workload = generate(n_queries=queries, n_users=users, n_llms=llms, seed=seed)
     path = workdir / f"synthetic-{queries}q-{users}u-{llms}l-seed{seed}.jsonl"
@@ -56,10 +59,19 @@ def run_demo(
     click.echo(f"2. ingested into {store!r} ({time.perf_counter() - t0:.1f}s so far)")
     for line in report.lines():
         click.echo(f"   {line}")
-    click.echo("3. what the graph holds:")
+    from prouter.embeddings import Embedder, embed_graph
+
+    with Embedder(cache_path=workdir / "embedding-cache.sqlite") as embedder:
+        embedded = embed_graph(store, embedder)
+        click.echo(
+            f"3. embedded texts with {embedder.model_id} ({embedder.dim}-d, offline): "
+            + ", ".join(f"{label} {n}" for label, n in embedded.items())
+            + f" ({embedder.misses} encoded, {embedder.hits} from the cache)"
+        )
+    click.echo("4. what the graph holds:")
     for name, count in store.counts().items():
         click.echo(f"   {name:<12} {count:>8}")
-    click.echo("4. LLM outcomes on one task (named query 'llm_outcomes_by_task'):")
+    click.echo("5. LLM outcomes on one task (named query 'llm_outcomes_by_task'):")
     outcomes = store.query("llm_outcomes_by_task").to_pylist()
     first_task = outcomes[0]["task_id"] if outcomes else None
     for row in outcomes:
@@ -68,7 +80,7 @@ def run_demo(
                 f"   {row['task_id']:<10} {row['llm_id']:<16} perf {row['mean_performance']:.3f}"
                 f"  cost ${row['mean_cost']:.6f}  (n={row['n']})"
             )
-    click.echo("5. what the cheapest-minded and the quality-minded user chose:")
+    click.echo("6. what the cheapest-minded and the quality-minded user chose:")
     for user in (workload.user_ids[0], workload.user_ids[-1]):
         shares = store.query("user_choice_share", user_id=user).to_pylist()[:3]
         top = ", ".join(f"{r['llm_id']} {r['share']:.0%}" for r in shares)

@@ -630,10 +630,20 @@ def test_simulate_judge_command_end_to_end(fake: FakeJudge, tmp_path: Path) -> N
     records = []
     for q in ("q1", "q2"):
         for m, answer in (("small", "meh"), ("large", "BEST answer"), ("mid", "ok")):
-            records.append(RawRecord("t", f"{q}{m}", {
-                "task_id": "t", "query_id": q, "query_text": f"question {q}", "llm_id": m,
-                "performance": 1.0, "response": answer,
-            }))
+            records.append(
+                RawRecord(
+                    "t",
+                    f"{q}{m}",
+                    {
+                        "task_id": "t",
+                        "query_id": q,
+                        "query_text": f"question {q}",
+                        "llm_id": m,
+                        "performance": 1.0,
+                        "response": answer,
+                    },
+                )
+            )
     with open_store(store_url) as store:
         ingest_records(store, records)
 
@@ -648,16 +658,30 @@ def test_simulate_judge_command_end_to_end(fake: FakeJudge, tmp_path: Path) -> N
 
     fake.respond = respond
     failures = tmp_path / "failures.jsonl"
-    args = ["--store", store_url, "simulate", "judge", "--base-url", fake.url, "--model", "j",
-            "--personas", "warm-relatable,concise-news-editor", "--cache",
-            str(tmp_path / "cache.sqlite"), "--failures", str(failures)]
+    args = [
+        "--store",
+        store_url,
+        "simulate",
+        "judge",
+        "--base-url",
+        fake.url,
+        "--model",
+        "j",
+        "--personas",
+        "warm-relatable,concise-news-editor",
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+        "--failures",
+        str(failures),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "2 queries x 2 personas: 2 decisions, 2 failures" in result.output
     with open_store(store_url) as store:
         chose = store.export_edges("CHOSE").to_pylist()
     assert {(c["src"], c["dst"], c["query_id"]) for c in chose} == {
-        ("judge-warm-relatable", "large", "q1"), ("judge-warm-relatable", "large", "q2")
+        ("judge-warm-relatable", "large", "q1"),
+        ("judge-warm-relatable", "large", "q2"),
     }
     rows = [json.loads(line) for line in failures.read_text().splitlines()]
     assert {r["raw_reply"] for r in rows} == {"I would pick the second one"}

@@ -13,6 +13,7 @@ from typing import Any
 
 import neo4j
 import pyarrow as pa
+from tqdm import tqdm
 
 from graphdb.queries import schema_statements
 from graphdb.schema import NodeType, RelType, node_type, rel_type
@@ -89,10 +90,14 @@ class Neo4jStore(GraphStore):
         return _rows_to_table(rows, schema)
 
     def clear(self) -> None:
-        # Batched so that a large graph does not need one huge transaction.
-        query = "MATCH (n) WITH n LIMIT $n DETACH DELETE n RETURN count(*) AS deleted"
-        while self._run_write(lambda tx: tx.run(query, n=self.batch_size).single()["deleted"]):
-            pass
+        # Relationships first, in batches, so that no transaction has to hold the
+        # hundreds of thousands of edges of one busy node (an LLM) at once.
+        for query in (
+            "MATCH ()-[r]->() WITH r LIMIT $n DELETE r RETURN count(*) AS deleted",
+            "MATCH (n) WITH n LIMIT $n DETACH DELETE n RETURN count(*) AS deleted",
+        ):
+            while self._run_write(lambda tx, q=query: tx.run(q, n=self.batch_size).single()[0]):
+                pass
 
     def close(self) -> None:
         if self._owns_driver:
@@ -184,10 +189,13 @@ class Neo4jStore(GraphStore):
         self._merge_nodes(nt, rows)
 
     def _create_edges(self, rt: RelType, rows: pa.Table) -> None:
-        self._merge_edges(rt, rows)
+        # The caller established that these edges do not exist: CREATE skips MERGE's
+        # scan of the endpoints' existing relationships (quadratic for busy nodes).
+        # A batch that failed is rolled back, and a re-run finds the committed ones.
+        self._write_edges(rt, rows, create=True)
 
     def _update_edges(self, rt: RelType, rows: pa.Table) -> None:
-        self._merge_edges(rt, rows)
+        self._write_edges(rt, rows, create=False)
 
     def _merge_nodes(self, nt: NodeType, rows: pa.Table) -> None:
         props = rows.column_names[1:]
@@ -195,16 +203,20 @@ class Neo4jStore(GraphStore):
         query = f"UNWIND $rows AS row MERGE (n:{nt.label} {{{nt.key}: row.{nt.key}}})"
         self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
 
-    def _merge_edges(self, rt: RelType, rows: pa.Table) -> None:
+    def _write_edges(self, rt: RelType, rows: pa.Table, *, create: bool) -> None:
         src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
         values = [c for c in rows.column_names[2:] if c not in rt.key]
         keyed = ", ".join(f"{k}: row.{k}" for k in rt.key)
-        sets = ", ".join(f"r.{p} = coalesce(row.{p}, r.{p})" for p in values)
+        pattern = f"(s)-[r:{rt.name}{' {' + keyed + '}' if keyed else ''}]->(d)"
         query = (
             f"UNWIND $rows AS row "
             f"MATCH (s:{rt.src} {{{src_key}: row.src}}) MATCH (d:{rt.dst} {{{dst_key}: row.dst}}) "
-            f"MERGE (s)-[r:{rt.name}{' {' + keyed + '}' if keyed else ''}]->(d)"
+            + (f"CREATE {pattern}" if create else f"MERGE {pattern}")
         )
+        if create:
+            sets = ", ".join(f"r.{p} = row.{p}" for p in values)
+        else:
+            sets = ", ".join(f"r.{p} = coalesce(row.{p}, r.{p})" for p in values)
         self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
 
     # -- helpers ---------------------------------------------------------------
@@ -213,8 +225,16 @@ class Neo4jStore(GraphStore):
             yield table.slice(start, self.batch_size).to_pylist()
 
     def _write_batched(self, query: str, rows: pa.Table) -> None:
-        for batch in self._batches(rows):
-            self._run_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+        with tqdm(
+            total=rows.num_rows,
+            unit="rows",
+            desc="neo4j write",
+            leave=False,
+            disable=None if rows.num_rows > self.batch_size else True,
+        ) as bar:
+            for batch in self._batches(rows):
+                self._run_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+                bar.update(len(batch))
 
     def _run_write(self, work: Any) -> Any:
         if self._read_only:
