@@ -23,7 +23,14 @@ from graphdb.schema import NODES
 from graphdb.store import GraphStore, WriteStats
 from prouter.errors import ValidationError
 
-__all__ = ["IngestReport", "graph_tables", "ingest_files", "ingest_records", "write_tables"]
+__all__ = [
+    "IngestReport",
+    "graph_tables",
+    "ingest_files",
+    "ingest_records",
+    "write_stats_lines",
+    "write_tables",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +65,18 @@ class IngestReport:
             f"records read: {self.records_read}, loaded: {self.records_loaded}, "
             f"rejected: {self.records_rejected}, exact duplicates merged: {self.duplicates_merged}"
         ]
-        for name, stats in self.written.items():
-            out.append(
-                f"  {name:<12} created {stats.created:>8}  updated {stats.updated:>8}  "
-                f"unchanged {stats.unchanged:>8}"
-            )
+        out += write_stats_lines(self.written)
         if self.report_path:
             out.append(f"rejected records and reasons: {self.report_path}")
         return out
+
+
+def write_stats_lines(written: dict[str, WriteStats]) -> list[str]:
+    """One aligned line per node or edge type: created, updated, unchanged."""
+    return [
+        f"  {name:<12} created {s.created:>8}  updated {s.updated:>8}  unchanged {s.unchanged:>8}"
+        for name, s in written.items()
+    ]
 
 
 def _first(

@@ -110,7 +110,8 @@ class GraphStore(abc.ABC):
         """Group writes: on LadybugDB they commit or roll back together.
 
         On Neo4j each write batch is its own transaction (large loads would not
-        fit one); its MERGE writes make a re-run after a failure converge.
+        fit one); since every write first looks up what is stored and writes only
+        what is missing or different, a re-run after a failure converges.
         Nested uses join the outer transaction.
         """
         if self._in_transaction:

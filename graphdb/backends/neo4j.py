@@ -1,9 +1,12 @@
 """The production store: Neo4j over Bolt with the official ``neo4j`` driver.
 
-Parameterised Cypher only. Writes go in batches of ``UNWIND $rows AS row
-MERGE ...`` inside managed transactions (``execute_write``), which the driver
-retries on transient failures; since every statement is a MERGE keyed by the
-schema, a retried or re-run batch converges to the same graph.
+Parameterised Cypher only. Writes go in batches of ``UNWIND $rows AS row ...``
+inside managed transactions (``execute_write``), which the driver retries on
+transient failures (a failed batch is rolled back first). Nodes are MERGEd on
+their unique key; edges that the shared write path found missing are CREATEd
+(MERGE would scan every relationship of a busy endpoint), changed ones are
+MERGEd and updated. A re-run after a crash therefore converges. The lookup
+before the write assumes one writer per graph at a time, as an ingest job is.
 """
 
 from __future__ import annotations

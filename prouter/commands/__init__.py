@@ -1,0 +1,1 @@
+"""The prouter subcommands, one module per command group."""

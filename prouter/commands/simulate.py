@@ -1,0 +1,187 @@
+"""`prouter simulate`: the paper's two user simulations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from prouter.commands.common import Settings, domain_errors, echo_written
+
+
+@click.group()
+def simulate() -> None:
+    """Simulate users on the outcomes in the graph (the paper's two strategies)."""
+
+
+@simulate.command("cost-efficiency")
+@click.option("--users", default=9, show_default=True, help="Number of simulated users.")
+@click.option(
+    "--alphas",
+    default="grid",
+    show_default=True,
+    help="User quality weights: grid (0.2..1.0 evenly, the paper's), uniform, beta:A,B.",
+)
+@click.option(
+    "--noise",
+    default=0.0,
+    show_default=True,
+    help="Std of the noise on the performance a user perceives when choosing.",
+)
+@click.option(
+    "--queries-per-user",
+    type=int,
+    default=None,
+    help="Queries each user asks, drawn at random (default: all).",
+)
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.pass_obj
+def simulate_cost_efficiency(
+    settings: Settings,
+    users: int,
+    alphas: str,
+    noise: float,
+    queries_per_user: int | None,
+    seed: int,
+) -> None:
+    """Add users who choose by alpha * performance - (1 - alpha) * normalised cost.
+
+    Costs are min-max normalised within each task; ties go to the cheaper LLM.
+    Each user's best LLM per query becomes a CHOSE edge carrying its reward.
+
+    Example:
+
+        prouter simulate cost-efficiency --users 1000 --alphas beta:2,2 --seed 1
+    """
+    from graphdb.ingest import write_tables
+    from prouter.simulate import load_outcomes
+    from prouter.simulate import simulate_cost_efficiency as simulate_users
+
+    with settings.open() as store:
+        outcomes = domain_errors(load_outcomes, store)
+        tables = domain_errors(
+            simulate_users,
+            outcomes,
+            n_users=users,
+            alphas=alphas,
+            noise=noise,
+            queries_per_user=queries_per_user,
+            seed=seed,
+        )
+        written = domain_errors(write_tables, store, tables)
+    click.echo(f"{users} users on {len(outcomes.query_ids)} queries x {len(outcomes.llm_ids)} LLMs")
+    echo_written(written)
+
+
+@simulate.command("judge")
+@click.option(
+    "--base-url",
+    envvar="PROUTER_JUDGE_BASE_URL",
+    required=True,
+    help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. Env: PROUTER_JUDGE_BASE_URL.",
+)
+@click.option(
+    "--model",
+    envvar="PROUTER_JUDGE_MODEL",
+    required=True,
+    help="Judge model name. Env: PROUTER_JUDGE_MODEL.",
+)
+@click.option(
+    "--api-key",
+    envvar="PROUTER_JUDGE_API_KEY",
+    default=None,
+    help="API key (never printed). Env: PROUTER_JUDGE_API_KEY.",
+)
+@click.option(
+    "--personas",
+    default="all",
+    show_default=True,
+    help="Comma-separated persona ids (see prouter/personas.py) or 'all'.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default=None,
+    help="Only queries of this split.",
+)
+@click.option("--limit", type=int, default=None, help="At most this many queries.")
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("prouter-data/judge-cache.sqlite"),
+    show_default=True,
+    help="Cache of judge replies: re-runs send no request twice.",
+)
+@click.option("--concurrency", default=4, show_default=True, help="Requests in flight.")
+@click.option(
+    "--failures",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("judge-failures.jsonl"),
+    show_default=True,
+    help="Where unparseable or failed judgements go, with the raw reply.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the candidate shuffling.")
+@click.pass_obj
+def simulate_judge(
+    settings: Settings,
+    base_url: str,
+    model: str,
+    api_key: str | None,
+    personas: str,
+    split: str | None,
+    limit: int | None,
+    cache: Path,
+    concurrency: int,
+    failures: Path,
+    seed: int,
+) -> None:
+    """Add one user per persona whose choices an LLM judge makes (the paper's strategy 2).
+
+    For every query whose candidate responses are in the graph (ingest them,
+    e.g. `prouter ingest routerbench DIR --responses`), the judge sees the
+    persona's system prompt, the query and the shuffled responses, and names
+    the best one; that becomes the persona user's CHOSE edge. Unparseable or
+    failed replies are never mapped to a model: they go to --failures.
+
+    Example:
+
+        prouter simulate judge --base-url http://127.0.0.1:8000/v1 --model judge --limit 100
+    """
+    from graphdb.canonical import RawRecord
+    from graphdb.ingest import ingest_records
+    from prouter.judge import (
+        JudgeClient,
+        decisions_to_records,
+        judge_choices,
+        load_judge_items,
+        write_failures,
+    )
+    from prouter.personas import PERSONAS, get_persona
+
+    chosen = (
+        PERSONAS
+        if personas == "all"
+        else tuple(domain_errors(get_persona, p.strip()) for p in personas.split(","))
+    )
+    client = JudgeClient(base_url, model, api_key, concurrency=concurrency, cache_path=cache)
+    with settings.open() as store:
+        items = load_judge_items(store, split=split, limit=limit)
+        if not items:
+            raise click.ClickException(
+                "no query in the graph has stored responses to judge "
+                "(ingest with responses, e.g. prouter ingest routerbench DIR --responses)"
+            )
+        decisions, failed = judge_choices(items, chosen, client, seed=seed)
+        records = [
+            RawRecord("judge", f"{d['user_id']} {d['query_id']}", d)
+            for d in decisions_to_records(decisions)
+        ]
+        result = domain_errors(ingest_records, store, records)
+    click.echo(
+        f"{len(items)} queries x {len(chosen)} personas: {len(decisions)} decisions, "
+        f"{len(failed)} failures"
+    )
+    if failed:
+        write_failures(failed, failures)
+        click.echo(f"failures with raw replies: {failures}")
+    click.echo("\n".join(result.lines()))
