@@ -1,4 +1,15 @@
-"""The heterogeneous GNN router (graph building, model, training, evaluation).
+"""The personalized heterogeneous GNN router: graph building, model, training, evaluation.
 
-Not implemented yet: see the project's issue on the router.
+Modules: ``data`` (graph store -> arrays, splits), ``graph`` (arrays -> PyG
+``HeteroData``), ``model`` (the network), ``train`` (fitting, the GNN routers),
+``routers`` (the interface and the baselines), ``evaluate`` / ``experiment``
+(metrics, multi-seed comparisons), ``writeback`` / ``service`` (checkpoints,
+predictions and evaluations back into the graph).
 """
+
+import warnings
+
+# torch_geometric 2.8 still calls torch.jit.script at import; the warning is not ours.
+warnings.filterwarnings(
+    "ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning
+)

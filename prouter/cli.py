@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from prouter.commands import data, ingest, neo4j, simulate
+from prouter.commands import data, ingest, neo4j, router, simulate
 from prouter.commands.common import DEFAULT_STORE, Settings
 
 __all__ = ["cli", "main"]
@@ -67,6 +67,8 @@ cli.add_command(data.demo)
 cli.add_command(ingest.ingest)
 cli.add_command(data.embed)
 cli.add_command(simulate.simulate)
+cli.add_command(router.train)
+cli.add_command(router.evaluate)
 cli.add_command(data.generate)
 cli.add_command(data.graph)
 cli.add_command(neo4j.neo4j)

@@ -1,0 +1,211 @@
+"""Routing data as arrays, read from the graph with array exports (no per-row loops).
+
+:class:`RoutingData` holds everything a router needs: query, task and LLM
+features, the dense outcome matrices (queries x LLMs), the users and their
+decisions (one chosen LLM per user and query). :func:`load_routing_data`
+builds it from any :class:`graphdb.store.GraphStore`; :func:`split_queries`
+makes the seeded train / validation / test split by query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from graphdb.store import GraphStore
+from prouter.errors import ProuterError
+
+__all__ = ["RoutingData", "Split", "load_routing_data", "split_queries"]
+
+
+def _embeddings(table: pa.Table, n: int) -> np.ndarray | None:
+    column = table.column("embedding")
+    if column.null_count == n:
+        return None
+    if column.null_count:
+        raise ProuterError(
+            f"{column.null_count} of {n} nodes have no embedding: run `prouter embed` first"
+        )
+    flat = np.asarray(column.combine_chunks().flatten(), dtype=np.float32)
+    return flat.reshape(n, -1)
+
+
+def _index(ids: Sequence[str]) -> dict[str, int]:
+    return {value: i for i, value in enumerate(ids)}
+
+
+@dataclass
+class RoutingData:
+    """Arrays of one routing graph. Missing outcomes are NaN."""
+
+    query_ids: list[str]
+    query_task: np.ndarray  # (Q,) task index
+    query_split: np.ndarray  # (Q,) dataset split label or "" (object array)
+    query_emb: np.ndarray  # (Q, D)
+    task_ids: list[str]
+    llm_ids: list[str]
+    llm_emb: np.ndarray  # (L, D)
+    llm_price: np.ndarray  # (L, 2) input / output USD per 1M tokens, NaN unknown
+    performance: np.ndarray  # (Q, L)
+    cost: np.ndarray  # (Q, L)
+    user_ids: list[str]
+    user_alpha: np.ndarray  # (U,) NaN when not a simulated user
+    dec_user: np.ndarray  # (N,) one decision per (user, query)
+    dec_query: np.ndarray
+    dec_llm: np.ndarray
+    meta: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_llms(self) -> int:
+        return len(self.llm_ids)
+
+    def cost_norm(self, reference: np.ndarray | None = None) -> np.ndarray:
+        """Costs min-max normalised within each task (as the user simulation does).
+
+        With a ``reference`` query mask, each task's min and max come from those
+        queries only (a router must not learn its scale from test costs).
+        """
+        if reference is None:
+            from prouter.simulate import task_min_max
+
+            return task_min_max(self.cost, self.query_task)
+        out = np.full_like(self.cost, np.nan, dtype=float)
+        for t in np.unique(self.query_task):
+            rows = self.query_task == t
+            ref = self.cost[rows & reference]
+            lo, hi = (np.nanmin(ref), np.nanmax(ref)) if np.isfinite(ref).any() else (0.0, 0.0)
+            out[rows] = (self.cost[rows] - lo) / (hi - lo) if hi > lo else 0.0
+        return out
+
+    def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """(N, L) reward of every LLM for each (user, query) under the user's own alpha."""
+        alpha = self.user_alpha[users][:, None]
+        return alpha * self.performance[queries] - (1 - alpha) * self.cost_norm()[queries]
+
+
+def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) -> RoutingData:
+    """Read a routing graph from ``store`` (optionally only some tasks)."""
+    q_table = store.export_nodes("Query", ["split", "embedding"])
+    of_task = store.export_edges("OF_TASK", [])
+    task_of = dict(
+        zip(of_task.column("src").to_pylist(), of_task.column("dst").to_pylist(), strict=True)
+    )
+    outcomes = store.export_edges("ANSWERED_BY", ["performance", "cost"])
+    answered = set(outcomes.column("src").to_pylist())
+    keep = [
+        i
+        for i, q in enumerate(q_table.column("id").to_pylist())
+        if q in answered and q in task_of and (tasks is None or task_of[q] in tasks)
+    ]
+    q_table = q_table.take(keep)
+    query_ids = q_table.column("id").to_pylist()
+    if not query_ids:
+        raise ProuterError(
+            "no query with outcomes (ANSWERED_BY) in the graph"
+            + (f" for tasks {list(tasks)}" if tasks else "")
+        )
+    query_emb = _embeddings(q_table, len(query_ids))
+    if query_emb is None:
+        raise ProuterError("queries have no embeddings: run `prouter embed` first")
+    task_ids = sorted({task_of[q] for q in query_ids})
+    t_index = _index(task_ids)
+    l_table = store.export_nodes("LLM", ["input_price", "output_price", "embedding"])
+    llm_ids = l_table.column("id").to_pylist()
+    llm_emb = _embeddings(l_table, len(llm_ids))
+    if llm_emb is None:  # no descriptions: one-hot identities
+        llm_emb = np.eye(len(llm_ids), dtype=np.float32)
+    q_index, l_index = _index(query_ids), _index(llm_ids)
+    performance = np.full((len(query_ids), len(llm_ids)), np.nan)
+    cost = np.full_like(performance, np.nan)
+    src = outcomes.column("src").to_pylist()
+    rows = np.array([q_index.get(q, -1) for q in src])
+    cols = np.array([l_index[m] for m in outcomes.column("dst").to_pylist()])
+    ok = rows >= 0
+    perf_col = outcomes.column("performance").to_numpy(zero_copy_only=False).astype(float)
+    cost_col = outcomes.column("cost").to_numpy(zero_copy_only=False).astype(float)
+    performance[rows[ok], cols[ok]] = perf_col[ok]
+    cost[rows[ok], cols[ok]] = cost_col[ok]
+
+    u_table = store.export_nodes("User", ["alpha"])
+    user_ids = u_table.column("id").to_pylist()
+    u_index = _index(user_ids)
+    chose = store.export_edges("CHOSE", ["query_id"])
+    dec = [
+        (u_index[u], q_index[q], l_index[m])
+        for u, m, q in zip(
+            chose.column("src").to_pylist(),
+            chose.column("dst").to_pylist(),
+            chose.column("query_id").to_pylist(),
+            strict=True,
+        )
+        if q in q_index
+    ]
+    dec_arr = np.array(dec, dtype=np.int64).reshape(-1, 3)
+    # One decision per (user, query): keep the first if a log has several.
+    _, first = np.unique(dec_arr[:, :2], axis=0, return_index=True)
+    dec_arr = dec_arr[np.sort(first)]
+    return RoutingData(
+        query_ids=query_ids,
+        query_task=np.array([t_index[task_of[q]] for q in query_ids], dtype=np.int64),
+        query_split=np.array([s or "" for s in q_table.column("split").to_pylist()], dtype=object),
+        query_emb=query_emb,
+        task_ids=task_ids,
+        llm_ids=llm_ids,
+        llm_emb=llm_emb,
+        llm_price=np.stack(
+            [
+                l_table.column("input_price").to_numpy(zero_copy_only=False).astype(float),
+                l_table.column("output_price").to_numpy(zero_copy_only=False).astype(float),
+            ],
+            axis=1,
+        ),
+        performance=performance,
+        cost=cost,
+        user_ids=user_ids,
+        user_alpha=u_table.column("alpha").to_numpy(zero_copy_only=False).astype(float),
+        dec_user=dec_arr[:, 0],
+        dec_query=dec_arr[:, 1],
+        dec_llm=dec_arr[:, 2],
+        meta={"duplicate_decisions_dropped": len(dec) - len(dec_arr)},
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Boolean masks over queries; a query is in exactly one of them."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def of(self, name: str) -> np.ndarray:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def split_queries(
+    data: RoutingData, *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2
+) -> Split:
+    """Seeded split by query.
+
+    When the data set has its own test split (``Query.split == "test"``) it is
+    kept as the test set, and validation queries are drawn from the rest;
+    otherwise ``test_fraction`` of the queries are drawn for testing. The draw
+    is stratified by task so every task appears in every part.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(data.query_ids)
+    has_test = bool((data.query_split == "test").any())
+    test = data.query_split == "test" if has_test else np.zeros(n, dtype=bool)
+    val = np.zeros(n, dtype=bool)
+    for t in np.unique(data.query_task):
+        pool = np.flatnonzero((data.query_task == t) & ~test)
+        rng.shuffle(pool)
+        if not has_test:
+            n_test = round(test_fraction * len(pool))
+            test[pool[:n_test]] = True
+            pool = pool[n_test:]
+        val[pool[: round(val_fraction * len(pool))]] = True
+    return Split(train=~(val | test), val=val, test=test)

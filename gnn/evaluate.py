@@ -1,0 +1,78 @@
+"""Metrics of a router on one part of a split, per the design's evaluation protocol.
+
+For every decision (user, query) in the part, the router picks an LLM and we
+report its Performance (score of the chosen LLM), Cost (USD), Reward (under
+the user's own alpha, where the user is simulated and has one), and Accuracy
+(the pick equals the user's choice). The oracle picks the best-reward LLM for
+users with an alpha, else the user's own choice; ``*_of_oracle`` divide by it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gnn.data import RoutingData, Split
+from gnn.routers.base import Router
+
+__all__ = ["Metrics", "evaluate", "metrics_for_choices", "oracle_choices"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Mean metrics over the decisions of one part (and their count)."""
+
+    n: int
+    performance: float
+    cost: float
+    reward: float
+    accuracy: float
+    performance_of_oracle: float
+    reward_of_oracle: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def oracle_choices(
+    data: RoutingData, users: np.ndarray, queries: np.ndarray, chosen: np.ndarray
+) -> np.ndarray:
+    """Best-reward LLM for simulated users (alpha known); the user's own choice otherwise."""
+    from prouter.simulate import best_llm
+
+    reward = data.reward(users, queries)
+    best = best_llm(reward, data.cost[queries])
+    known = ~np.isnan(data.user_alpha[users])
+    return np.where(known, best, chosen)
+
+
+def metrics_for_choices(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -> Metrics:
+    """Metrics of ``picks`` (an LLM per decision in ``idx``)."""
+    users, queries, chosen = data.dec_user[idx], data.dec_query[idx], data.dec_llm[idx]
+    rows = np.arange(len(idx))
+    oracle = oracle_choices(data, users, queries, chosen)
+    reward = data.reward(users, queries)
+    perf = data.performance[queries, picks]
+    oracle_perf = data.performance[queries, oracle]
+    r = reward[rows, picks]
+    oracle_r = reward[rows, oracle]
+    has_alpha = ~np.isnan(r)
+    mean_r = float(np.mean(r[has_alpha])) if has_alpha.any() else float("nan")
+    mean_oracle_r = float(np.mean(oracle_r[has_alpha])) if has_alpha.any() else float("nan")
+    return Metrics(
+        n=len(idx),
+        performance=float(np.mean(perf)),
+        cost=float(np.mean(data.cost[queries, picks])),
+        reward=mean_r,
+        accuracy=float(np.mean(picks == chosen)),
+        performance_of_oracle=float(np.mean(perf) / np.mean(oracle_perf)),
+        reward_of_oracle=mean_r / mean_oracle_r if mean_oracle_r else float("nan"),
+    )
+
+
+def evaluate(router: Router, data: RoutingData, split: Split, part: str = "test") -> Metrics:
+    """Metrics of a fitted router on the decisions of ``part`` of ``split``."""
+    idx = np.flatnonzero(split.of(part)[data.dec_query])
+    picks = router.route(data, data.dec_user[idx], data.dec_query[idx])
+    return metrics_for_choices(data, idx, picks)

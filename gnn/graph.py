@@ -1,0 +1,88 @@
+"""RoutingData + Split -> a PyG ``HeteroData`` graph for the personalized router.
+
+Node types: ``user``, ``query``, ``llm``, ``task``. Edge types (constants below):
+
+* ``SIMILAR``: query -> query, each query's k nearest *training* queries by
+  embedding (a query is never its own neighbour), weighted by cosine similarity;
+  this is how a query with unknown outcomes hears about similar ones.
+* ``ANSWERED_BY``: query -> llm, the outcomes of *training* queries only, with
+  edge features [performance, normalised cost]; the outcomes of validation and
+  test queries are what the router must predict and never enter the graph.
+* ``CHOSE``: user -> llm, one edge per *training* decision, carrying the query
+  it was made on (``query`` attribute); these are both the messages that
+  describe a user and the supervision targets (the model masks each target's
+  own edge while scoring it).
+* ``OF_TASK``: query -> task.
+
+Reverse edges carry no labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from gnn.data import RoutingData, Split
+
+__all__ = ["ANSWERED_BY", "CHOSE", "OF_TASK", "SIMILAR", "build_graph", "knn_train_neighbours"]
+
+SIMILAR = ("query", "similar", "query")
+ANSWERED_BY = ("query", "answered_by", "llm")
+CHOSE = ("user", "chose", "llm")
+OF_TASK = ("query", "of_task", "task")
+
+
+def knn_train_neighbours(
+    emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, weight): for every query, its k most similar training queries (not itself)."""
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    train_idx = np.flatnonzero(train)
+    k = min(k, len(train_idx) - 1)
+    src, dst, weight = [], [], []
+    for start in range(0, len(emb), batch):
+        rows = np.arange(start, min(start + batch, len(emb)))
+        sim = unit[rows] @ unit[train_idx].T
+        sim[rows[:, None] == train_idx[None, :]] = -np.inf  # never your own neighbour
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        src.append(train_idx[top].ravel())
+        dst.append(np.repeat(rows, k))
+        weight.append(np.take_along_axis(sim, top, axis=1).ravel())
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(weight).astype(np.float32)
+
+
+def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
+    """The message-passing graph of one split (see the module docstring)."""
+    g = HeteroData()
+    cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
+    train = split.train
+    g["query"].x = torch.tensor(data.query_emb, dtype=torch.float32)
+    g["query"].task = torch.from_numpy(data.query_task)
+    g["query"].train_mask = torch.from_numpy(train)
+    g["query"].val_mask = torch.from_numpy(split.val)
+    g["query"].test_mask = torch.from_numpy(split.test)
+    g["llm"].x = torch.tensor(data.llm_emb, dtype=torch.float32)
+    g["task"].num_nodes = len(data.task_ids)
+    g["user"].num_nodes = len(data.user_ids)
+
+    src, dst, w = knn_train_neighbours(data.query_emb, train, k)
+    g[SIMILAR].edge_index = torch.from_numpy(np.stack([src, dst]))
+    g[SIMILAR].edge_weight = torch.from_numpy(w)
+
+    q, m = np.nonzero(train[:, None] & ~np.isnan(data.performance))
+    g[ANSWERED_BY].edge_index = torch.from_numpy(np.stack([q, m]))
+    g[ANSWERED_BY].edge_attr = torch.from_numpy(
+        np.stack([data.performance[q, m], cost_norm[q, m]], axis=1)
+    ).float()
+    g["llm", "rev_answered_by", "query"].edge_index = g[ANSWERED_BY].edge_index.flip(0)
+
+    d = np.flatnonzero(train[data.dec_query])
+    g[CHOSE].edge_index = torch.from_numpy(np.stack([data.dec_user[d], data.dec_llm[d]]))
+    g[CHOSE].query = torch.from_numpy(data.dec_query[d])
+    g["llm", "rev_chose", "user"].edge_index = g[CHOSE].edge_index.flip(0)
+
+    g[OF_TASK].edge_index = torch.from_numpy(
+        np.stack([np.arange(len(data.query_ids)), data.query_task])
+    )
+    return g

@@ -1,0 +1,169 @@
+"""The personalized heterogeneous GNN router.
+
+Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
+
+1. **Queries** hear from their k most similar *training* queries
+   (``SIMILAR``), which carry their observed outcomes: the similarity-weighted
+   mean of the neighbours' [performance, normalised cost] per LLM. A query never
+   hears its own outcomes, so training and test queries are encoded alike.
+   ``h_q = MLP([W q, neighbour outcomes, task embedding])``.
+2. **LLMs**: ``h_l = MLP(description embedding)``.
+3. **Outcome heads** predict performance ``p(q, l)`` and normalised cost
+   ``c(q, l)`` from ``[h_q, h_l]`` (supervised by the training outcomes).
+4. **Users** hear from their decisions (``CHOSE``): a decision on query q for
+   LLM l sends ``MLP([h_l, h_q, P, C, P - max P, C - min C])`` where P, C are
+   the outcomes the user saw on q (what was chosen and what it gave up).
+   ``h_u`` is the mean; while a decision is a training target its own message
+   is left out (exact leave-one-out); a user without decisions has ``h_u = 0``
+   (new users are onboarded by adding decisions, no retraining).
+5. **Utility** of LLM l for user u on query q::
+
+       U(u, q, l) = a_u * P(q, l) - (1 - a_u) * softplus(k) * C(q, l)
+
+   with ``a_u = sigmoid(w^T h_u + b)`` the learned quality-vs-cost preference
+   (a free per-user LLM-affinity term was tried and dropped: it explained the
+   choices by LLM identity instead of the trade-off, and routed worse).
+   Training explains each choice by the outcomes the user saw (a listwise
+   softmax over the candidates of ``beta * U``);
+   routing a new query uses the predicted outcomes ``p, c`` and picks the
+   highest expected utility. With ``personalized=False`` ``h_u`` is always 0:
+   the same network without users (GraphRouter-style, equal capacity).
+
+Shapes: ``N`` queries, ``L`` LLMs, ``U`` users, ``E`` decisions, ``D`` embedding
+size, ``H`` hidden size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch_geometric.utils import scatter
+
+__all__ = ["PersonalizedRouterGNN"]
+
+
+def _mlp(i: int, h: int, o: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(i, h), nn.GELU(), nn.Dropout(dropout), nn.Linear(h, o))
+
+
+class PersonalizedRouterGNN(nn.Module):
+    r"""Scores LLMs per (user, query); see the module docstring for the equations.
+
+    Args:
+        query_dim (int): size of query embeddings :math:`D_q`.
+        llm_dim (int): size of LLM description embeddings :math:`D_l`.
+        num_llms (int): number of candidate LLMs (width of neighbour outcomes).
+        num_tasks (int): number of tasks.
+        hidden (int, optional): hidden size :math:`H`. (default: :obj:`64`)
+        dropout (float, optional): dropout probability. (default: :obj:`0.1`)
+        personalized (bool, optional): if :obj:`False`, users are ignored.
+            (default: :obj:`True`)
+
+    Shapes:
+        - **encode_queries** input: query embeddings :math:`(N, D_q)`, tasks :math:`(N)`,
+          neighbour outcomes :math:`(N, 2L)`; output :math:`(N, H)`
+        - **outcomes** output: performance and cost, each :math:`(N, L)`
+        - **user_states** output: :math:`(U, H)`
+        - **utility** output: :math:`(B, L)`
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        llm_dim: int,
+        num_llms: int,
+        num_tasks: int,
+        hidden: int = 64,
+        dropout: float = 0.1,
+        personalized: bool = True,
+    ) -> None:
+        super().__init__()
+        self.query_dim, self.llm_dim = query_dim, llm_dim
+        self.num_llms, self.num_tasks = num_llms, num_tasks
+        self.hidden, self.dropout, self.personalized = hidden, dropout, personalized
+        self.query_in = nn.Linear(query_dim, hidden)
+        self.neighbour_in = nn.Linear(2 * num_llms, hidden)
+        self.task_emb = nn.Embedding(num_tasks, hidden)
+        self.query_out = _mlp(3 * hidden, hidden, hidden, dropout)
+        self.llm_enc = _mlp(llm_dim, hidden, hidden, dropout)
+        self.perf_head = _mlp(2 * hidden, hidden, 1, dropout)
+        self.cost_head = _mlp(2 * hidden, hidden, 1, dropout)
+        self.decision_msg = _mlp(2 * hidden + 4, hidden, hidden, dropout)
+        self.pref = nn.Linear(hidden, 1)
+        self.cost_scale = nn.Parameter(torch.zeros(1))
+        self.log_beta = nn.Parameter(torch.zeros(1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                module.reset_parameters()
+        nn.init.zeros_(self.cost_scale)
+        nn.init.constant_(self.log_beta, 2.0)  # beta = e^2; choices are near-deterministic
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.query_dim}, {self.llm_dim}, llms={self.num_llms}, "
+            f"hidden={self.hidden}, personalized={self.personalized})"
+        )
+
+    # -- encoders ---------------------------------------------------------------
+    def encode_queries(self, x: Tensor, task: Tensor, neighbours: Tensor) -> Tensor:
+        h = torch.cat([self.query_in(x), self.neighbour_in(neighbours), self.task_emb(task)], -1)
+        return self.query_out(F.gelu(h))
+
+    def encode_llms(self, x: Tensor) -> Tensor:
+        return self.llm_enc(x)
+
+    def outcomes(self, h_q: Tensor, h_l: Tensor) -> tuple[Tensor, Tensor]:
+        """Predicted performance logits and normalised cost, each (N, L)."""
+        n, m = h_q.size(0), h_l.size(0)
+        pair = torch.cat([h_q[:, None, :].expand(n, m, -1), h_l[None, :, :].expand(n, m, -1)], -1)
+        return self.perf_head(pair).squeeze(-1), self.cost_head(pair).squeeze(-1)
+
+    def decision_messages(
+        self, h_q: Tensor, h_l: Tensor, perf: Tensor, cost: Tensor, query: Tensor, llm: Tensor
+    ) -> Tensor:
+        """One message per decision (query[i] decided for llm[i]) from the outcomes
+        ``perf``/``cost`` (N, L) the user saw; (E, H)."""
+        p, c = perf[query], cost[query]
+        chosen_p = p.gather(1, llm[:, None])
+        chosen_c = c.gather(1, llm[:, None])
+        feats = torch.cat(
+            [
+                chosen_p,
+                chosen_c,
+                chosen_p - p.max(1, keepdim=True).values,
+                chosen_c - c.min(1, keepdim=True).values,
+            ],
+            -1,
+        )
+        return self.decision_msg(torch.cat([h_l[llm], h_q[query], feats], -1))
+
+    def user_states(self, messages: Tensor, user: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
+        """Sum and count of decision messages per user: (U, H), (U, 1)."""
+        total = scatter(messages, user, dim=0, dim_size=num_users, reduce="sum")
+        count = scatter(
+            torch.ones_like(user, dtype=messages.dtype)[:, None],
+            user,
+            dim=0,
+            dim_size=num_users,
+            reduce="sum",
+        )
+        return total, count
+
+    # -- scoring ----------------------------------------------------------------
+    def utility(self, h_u: Tensor, h_l: Tensor, perf: Tensor, cost: Tensor) -> Tensor:
+        """(B, L) utilities for B user states, given each row's performance (as a
+        probability or observed score) and normalised cost per LLM."""
+        if not self.personalized:
+            h_u = torch.zeros_like(h_u)
+        a = torch.sigmoid(self.pref(h_u))  # (B, 1)
+        base = a * perf - (1 - a) * F.softplus(self.cost_scale) * cost
+        return base
+
+    @property
+    def temperature(self) -> Tensor:
+        """Inverse temperature ``beta`` of the choice model."""
+        return self.log_beta.exp()

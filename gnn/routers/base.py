@@ -1,0 +1,65 @@
+"""The router interface: one abstract scorer, one shared ``route``.
+
+A router is fitted on the training queries of a :class:`gnn.data.Split`
+(it may use the validation queries for early stopping and model selection,
+never the test queries) and then scores every candidate LLM for (user, query)
+pairs. ``route`` picks the best available LLM; exact score ties go to the LLM
+that was cheaper on the training queries.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gnn.data import RoutingData, Split
+
+__all__ = ["Router", "training_decisions"]
+
+
+def training_decisions(data: RoutingData, mask: np.ndarray) -> np.ndarray:
+    """Indices of the decisions whose query is in ``mask``."""
+    return np.flatnonzero(mask[data.dec_query])
+
+
+class Router(abc.ABC):
+    """Scores candidate LLMs for (user, query) pairs; see the module docstring."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0, **config: Any) -> None:
+        self.seed = seed
+        self.config = config
+        self._cost_rank: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v}" for k, v in self.config.items())
+        return f"{type(self).__name__}(seed={self.seed}{extra})"
+
+    def fit(self, data: RoutingData, split: Split) -> Router:
+        """Learn from the training (and validation) part of ``split``; returns self."""
+        train_cost = np.nanmean(np.where(split.train[:, None], data.cost, np.nan), axis=0)
+        self._cost_rank = np.argsort(np.argsort(np.nan_to_num(train_cost, nan=np.inf)))
+        self._fit(data, split)
+        return self
+
+    @abc.abstractmethod
+    def _fit(self, data: RoutingData, split: Split) -> None: ...
+
+    @abc.abstractmethod
+    def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """(N, L) scores, higher is better, for the pairs (users[i], queries[i])."""
+
+    def route(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """The chosen LLM index per pair, among LLMs with an outcome for the query."""
+        if self._cost_rank is None:
+            raise RuntimeError(f"{type(self).__name__} must be fitted before routing")
+        scores = np.asarray(self.score(data, users, queries), dtype=float)
+        available = ~np.isnan(data.performance[queries])
+        scores = np.where(available & ~np.isnan(scores), scores, -np.inf)
+        best = scores.max(axis=1, keepdims=True)
+        # Among the best scores, the LLM that was cheapest on training queries.
+        rank = np.where(scores == best, self._cost_rank[None, :], np.iinfo(np.int64).max)
+        return rank.argmin(axis=1)

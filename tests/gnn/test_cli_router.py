@@ -1,0 +1,59 @@
+"""`prouter train` and `prouter evaluate` end to end on a small graph in LadybugDB."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import torch
+from click.testing import CliRunner
+from tests_gnn_support import build_store
+
+from graphdb.store import open_store
+from prouter.cli import cli
+
+
+def test_train_saves_a_version_and_writes_back(tmp_path):
+    url = build_store(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["--store", url, "train", "--epochs", "15", "--model-dir", str(tmp_path / "models")]
+    )
+    assert result.exit_code == 0, result.output
+    version = re.search(r"model (gnn-\S+) saved", result.output).group(1)
+    checkpoint = torch.load(tmp_path / "models" / f"{version}.pt", weights_only=False)
+    assert checkpoint["data"]["queries"] == 200 and checkpoint["config"]["epochs"] == 15
+    with open_store(url) as store:
+        models = store.export_nodes("RouterModel").to_pylist()
+        routed = store.export_edges("ROUTED_TO").to_pylist()
+        evaluated = store.export_edges("EVALUATED").to_pylist()
+    assert [m["version"] for m in models] == [version]
+    assert json.loads(models[0]["metrics"])["test"]["n"] == checkpoint["metrics"]["test"]["n"]
+    n_test = checkpoint["metrics"]["test"]["n"]
+    assert len(routed) == n_test * 4 and {r["model_version"] for r in routed} == {version}
+    assert sorted({r["rank"] for r in routed}) == [1, 2, 3, 4]
+    assert {e["setting"] for e in evaluated} == {"general"}
+    assert sum(e["n"] for e in evaluated) == n_test
+
+
+def test_evaluate_prints_a_table_and_json(tmp_path):
+    url = build_store(tmp_path)
+    args = [
+        "--store",
+        url,
+        "evaluate",
+        "--routers",
+        "random,cheapest,oracle,gnn",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "10",
+    ]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert re.search(r"^oracle +0\.\d+±0\.\d+ +100\.0%", table.output, re.MULTILINE)
+    as_json = CliRunner().invoke(cli, [*args, "--json"])
+    summary = json.loads(as_json.output)
+    assert summary["seeds"] == [0, 1]
+    assert summary["routers"]["oracle"]["accuracy"] == [1.0, 0.0]
+    bad = CliRunner().invoke(cli, ["--store", url, "evaluate", "--routers", "nope"])
+    assert bad.exit_code == 1 and "valid routers: gnn" in bad.output

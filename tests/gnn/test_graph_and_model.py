@@ -1,0 +1,71 @@
+"""The HeteroData graph hides what must be predicted; the model's shapes and masking."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gnn.graph import ANSWERED_BY, CHOSE, SIMILAR, build_graph, knn_train_neighbours
+from gnn.model import PersonalizedRouterGNN
+
+
+def test_graph_holds_only_training_outcomes_and_decisions(routing_data, routing_split):
+    g = build_graph(routing_data, routing_split, k=5)
+    train = routing_split.train
+    q, _ = g[ANSWERED_BY].edge_index.numpy()
+    assert train[q].all()
+    assert len(q) == int((~np.isnan(routing_data.performance[train])).sum())
+    assert train[g[CHOSE].query.numpy()].all()
+    assert g[CHOSE].edge_index.size(1) == int(train[routing_data.dec_query].sum())
+    src, dst = g[SIMILAR].edge_index.numpy()
+    assert train[src].all() and (src != dst).all()
+    assert np.bincount(dst, minlength=len(train)).tolist() == [5] * len(train)
+    assert g["llm", "rev_answered_by", "query"].edge_index.equal(g[ANSWERED_BY].edge_index.flip(0))
+    assert not hasattr(g["llm", "rev_answered_by", "query"], "edge_attr")
+
+
+def test_knn_picks_the_most_similar_training_queries():
+    emb = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    train = np.array([True, True, True, False])
+    src, dst, w = knn_train_neighbours(emb, train, k=1)
+    assert dict(zip(dst.tolist(), src.tolist(), strict=True)) == {0: 1, 1: 0, 2: 1, 3: 2}
+    assert w[3] > 0.9
+
+
+def toy_model(**kw) -> PersonalizedRouterGNN:
+    torch.manual_seed(0)
+    return PersonalizedRouterGNN(query_dim=8, llm_dim=6, num_llms=3, num_tasks=2, hidden=16, **kw)
+
+
+def test_model_shapes_and_repr():
+    model = toy_model()
+    assert repr(model) == "PersonalizedRouterGNN(8, 6, llms=3, hidden=16, personalized=True)"
+    x, task, neigh = torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), torch.rand(4, 6)
+    h_q = model.encode_queries(x, task, neigh)
+    h_l = model.encode_llms(torch.randn(3, 6))
+    perf, cost = model.outcomes(h_q, h_l)
+    assert h_q.shape == (4, 16) and h_l.shape == (3, 16) and perf.shape == cost.shape == (4, 3)
+    users, queries, llms = (
+        torch.tensor([0, 0, 1, 2]),
+        torch.tensor([0, 1, 2, 3]),
+        torch.tensor([2, 2, 0, 1]),
+    )
+    msgs = model.decision_messages(h_q, h_l, perf, cost, queries, llms)
+    total, count = model.user_states(msgs, users, num_users=3)
+    assert (
+        msgs.shape == (4, 16) and total.shape == (3, 16) and count.squeeze(1).tolist() == [2, 1, 1]
+    )
+    scores = model.utility((total / count)[users], h_l, torch.sigmoid(perf), cost)
+    assert scores.shape == (4, 3)
+
+
+def test_users_change_scores_only_when_personalized():
+    x, task, neigh = torch.randn(2, 8), torch.tensor([0, 1]), torch.rand(2, 6)
+    for personalized in (True, False):
+        model = toy_model(personalized=personalized).eval()
+        h_q = model.encode_queries(x, task, neigh)
+        h_l = model.encode_llms(torch.randn(3, 6))
+        perf, cost = model.outcomes(h_q, h_l)
+        a = model.utility(torch.zeros(2, 16), h_l, torch.sigmoid(perf), cost)
+        b = model.utility(torch.randn(2, 16), h_l, torch.sigmoid(perf), cost)
+        assert torch.allclose(a, b) is (not personalized)
