@@ -3,10 +3,13 @@
 Supervision is grouped per (user, query): for each training decision the
 model computes the utility of every candidate LLM of that query from the
 outcomes the user saw, with the decision's own message left out of the user's
-state, and a softmax cross-entropy over the candidates (listwise) pulls the
-user's choice up. Auxiliary losses fit the outcome heads
-to the training queries' performance and normalised cost. Early stopping and
-checkpoint selection use validation queries only (the same objective on them).
+state, and a softmax over the candidates (listwise) pulls the user's choice
+up. Candidates with the same observed performance and a cost no lower count
+as the choice too (cost breaks performance ties, as real and simulated users
+do). Auxiliary losses fit the outcome heads to the training queries'
+performance and normalised cost (costs are normalised with training-query
+ranges only). Early stopping and checkpoint selection use validation queries
+only (the choice likelihood on them); the test split is never touched here.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ class TrainConfig:
 
     hidden: int = 64
     dropout: float = 0.1
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
-    epochs: int = 300
-    patience: int = 40
+    epochs: int = 600
+    patience: int = 100
     neighbours: int = 10
     aux_weight: float = 1.0
     device: str = "auto"
@@ -51,6 +54,11 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _choice_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Listwise negative log-likelihood of a set-valued choice (softmax over candidates)."""
+    return (scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)).mean()
 
 
 class GNNRouter(Router):
@@ -89,7 +97,7 @@ class GNNRouter(Router):
         self._seen_perf, self._seen_cost = self._observed(data, split.train)
         # Validation outcomes are labels too: they only ever score checkpoints.
         val_perf, val_cost = self._observed(data, split.val)
-        vq_o, vl_o = np.nonzero(split.val[:, None] & ~np.isnan(data.performance))
+        tied = self._tied_with_choice(dq, dl, self._seen_perf, self._seen_cost)
         val = np.flatnonzero(split.val[data.dec_query])
         v_u, v_q, v_l = (
             torch.from_numpy(a[val]).to(dev) for a in (data.dec_user, data.dec_query, data.dec_llm)
@@ -124,12 +132,12 @@ class GNNRouter(Router):
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
             utility = self.model.utility(h_u, h_l, self._seen_perf[dq], self._seen_cost[dq])
             scores = self._masked(self.model.temperature * utility, dq)
-            loss = F.cross_entropy(scores, dl) + cfg.aux_weight * aux
+            loss = _choice_nll(scores, tied) + cfg.aux_weight * aux
             optim.zero_grad()
             loss.backward()
             optim.step()
 
-            val_acc, val_loss = self._validate(v_u, v_q, v_l, val_perf, val_cost, vq_o, vl_o)
+            val_acc, val_loss = self._validate(v_u, v_q, v_l, val_perf, val_cost)
             self.history.append(
                 {"epoch": epoch, "loss": loss.item(), "val_accuracy": val_acc, "val_loss": val_loss}
             )
@@ -182,6 +190,15 @@ class GNNRouter(Router):
         """Expected utility on queries with unknown outcomes: the predicted ones."""
         return self.model.utility(h_u, h_l, torch.sigmoid(perf), cost)
 
+    def _tied_with_choice(self, queries, llms, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        """(E, L) candidates as good as the choice: the same observed performance and a
+        cost no lower. Cost breaks performance ties, so any of them explains the choice."""
+        p, c = perf[queries], cost[queries]
+        chosen_p = p.gather(1, llms[:, None])
+        chosen_c = c.gather(1, llms[:, None])
+        tied = (p == chosen_p) & (c >= chosen_c) & self._available[queries]
+        return tied.scatter(1, llms[:, None], True)
+
     def _observed(self, data: RoutingData, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Observed performance and normalised cost of the queries in ``mask`` (else 0)."""
         seen = mask[:, None] & ~np.isnan(data.performance)
@@ -193,13 +210,14 @@ class GNNRouter(Router):
         )
 
     @torch.no_grad()
-    def _validate(self, v_u, v_q, v_l, val_perf, val_cost, vq_o, vl_o) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    def _validate(self, v_u, v_q, v_l, val_perf, val_cost) -> tuple[float, float]:  # type: ignore[no-untyped-def]
         """Validation routing accuracy, and the validation loss that selects checkpoints.
 
-        The loss is the training objective on held-out queries: the choice
-        likelihood given the outcomes the users saw, plus the outcome heads'
-        error on those queries. Accuracy is reported, not selected on: agreeing
-        with realised choices favours cheap LLMs over the best expected reward.
+        The loss is the choice likelihood on held-out queries given the outcomes
+        the users saw there. (Adding the outcome heads' error selected early
+        epochs, before user preferences were learned.) Accuracy is reported, not
+        selected on: agreeing with realised choices favours cheap LLMs over the
+        best expected reward.
         """
         if len(v_u) == 0:
             return 0.0, 0.0
@@ -208,12 +226,9 @@ class GNNRouter(Router):
         h_u = self._user_state(h_q, h_l)
         routed = self._masked(self._route_utility(h_u[v_u], h_l, perf[v_q], cost[v_q]), v_q)
         seen = self.model.utility(h_u[v_u], h_l, val_perf[v_q], val_cost[v_q])
-        nll = F.cross_entropy(self._masked(self.model.temperature * seen, v_q), v_l)
-        q, m = torch.as_tensor(vq_o, device=self.device), torch.as_tensor(vl_o, device=self.device)
-        aux = F.binary_cross_entropy_with_logits(perf[q, m], val_perf[q, m]) + F.mse_loss(
-            cost[q, m], val_cost[q, m]
-        )
-        loss = float(nll + self.train_config.aux_weight * aux)
+        tied = self._tied_with_choice(v_q, v_l, val_perf, val_cost)
+        nll = _choice_nll(self._masked(self.model.temperature * seen, v_q), tied)
+        loss = float(nll)
         return float((routed.argmax(1) == v_l).float().mean()), loss
 
     # -- serving ----------------------------------------------------------------
