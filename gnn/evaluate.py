@@ -36,12 +36,20 @@ class Metrics:
 
 
 def oracle_choices(
-    data: RoutingData, users: np.ndarray, queries: np.ndarray, chosen: np.ndarray
+    data: RoutingData,
+    users: np.ndarray,
+    queries: np.ndarray,
+    chosen: np.ndarray,
+    reward: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Best-reward LLM for simulated users (alpha known); the user's own choice otherwise."""
+    """Best-reward LLM for simulated users (alpha known); the user's own choice otherwise.
+
+    ``reward`` is ``data.reward(users, queries)`` when the caller has it already.
+    """
     from prouter.simulate import best_llm
 
-    reward = data.reward(users, queries)
+    if reward is None:
+        reward = data.reward(users, queries)
     best = best_llm(reward, data.cost[queries])
     known = ~np.isnan(data.user_alpha[users])
     return np.where(known, best, chosen)
@@ -51,8 +59,8 @@ def metrics_for_choices(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -
     """Metrics of ``picks`` (an LLM per decision in ``idx``)."""
     users, queries, chosen = data.dec_user[idx], data.dec_query[idx], data.dec_llm[idx]
     rows = np.arange(len(idx))
-    oracle = oracle_choices(data, users, queries, chosen)
     reward = data.reward(users, queries)
+    oracle = oracle_choices(data, users, queries, chosen, reward)
     perf = data.performance[queries, picks]
     oracle_perf = data.performance[queries, oracle]
     r = reward[rows, picks]

@@ -79,13 +79,14 @@ class GNNRouter(Router):
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         self.device = resolve_device(cfg.device)
-        self._train_mask = split.train
         graph = build_graph(data, split, k=cfg.neighbours)
+        # Costs on the training queries' scale (a router must not learn it from test costs).
+        cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
         dev = self.device
         self._q_x = graph["query"].x.to(dev)
         self._q_task = graph["query"].task.to(dev)
         self._l_x = graph["llm"].x.to(dev)
-        self._neigh = self._neighbour_outcomes(graph, data).to(dev)
+        self._neigh = self._neighbour_outcomes(graph, data, cost_norm).to(dev)
         oq, ol = graph[ANSWERED_BY].edge_index.to(dev)
         o_perf, o_cost = graph[ANSWERED_BY].edge_attr.to(dev).T
         du, dl = graph[CHOSE].edge_index.to(dev)
@@ -94,9 +95,9 @@ class GNNRouter(Router):
         self._num_users = len(data.user_ids)
         self._available = torch.from_numpy(~np.isnan(data.performance)).to(dev)
         # The outcomes users saw on training queries (their decisions are explained by them).
-        self._seen_perf, self._seen_cost = self._observed(data, split.train)
+        self._seen_perf, self._seen_cost = self._observed(data, split.train, cost_norm)
         # Validation outcomes are labels too: they only ever score checkpoints.
-        val_perf, val_cost = self._observed(data, split.val)
+        val_perf, val_cost = self._observed(data, split.val, cost_norm)
         tied = self._tied_with_choice(dq, dl, self._seen_perf, self._seen_cost)
         val = np.flatnonzero(split.val[data.dec_query])
         v_u, v_q, v_l = (
@@ -154,7 +155,7 @@ class GNNRouter(Router):
         self.best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
         log.info("%s: best validation loss %.4f", self.name, -best_key[0])
 
-    def _neighbour_outcomes(self, graph, data: RoutingData) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def _neighbour_outcomes(self, graph, data: RoutingData, cost_norm: np.ndarray) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """Similarity-weighted mean of the neighbours' [performance | cost] rows, (Q, 2L)."""
         src, dst = graph[SIMILAR].edge_index
         w = graph[SIMILAR].edge_weight.clamp(min=0)[:, None]
@@ -162,7 +163,7 @@ class GNNRouter(Router):
             np.concatenate(
                 [
                     np.nan_to_num(data.performance, nan=0.0),
-                    np.nan_to_num(data.cost_norm(self._train_mask), nan=0.0),
+                    cost_norm,
                 ],
                 axis=1,
             )
@@ -199,11 +200,13 @@ class GNNRouter(Router):
         tied = (p == chosen_p) & (c >= chosen_c) & self._available[queries]
         return tied.scatter(1, llms[:, None], True)
 
-    def _observed(self, data: RoutingData, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _observed(
+        self, data: RoutingData, mask: np.ndarray, cost_norm: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Observed performance and normalised cost of the queries in ``mask`` (else 0)."""
         seen = mask[:, None] & ~np.isnan(data.performance)
         perf = np.where(seen, data.performance, 0.0)
-        cost = np.where(seen, np.nan_to_num(data.cost_norm(self._train_mask)), 0.0)
+        cost = np.where(seen, cost_norm, 0.0)
         return (
             torch.tensor(perf, dtype=torch.float32, device=self.device),
             torch.tensor(cost, dtype=torch.float32, device=self.device),

@@ -16,12 +16,21 @@ import numpy as np
 
 from gnn.data import RoutingData, Split
 
-__all__ = ["Router", "training_decisions"]
+__all__ = ["Router", "train_mean_cost", "training_decisions"]
 
 
 def training_decisions(data: RoutingData, mask: np.ndarray) -> np.ndarray:
     """Indices of the decisions whose query is in ``mask``."""
     return np.flatnonzero(mask[data.dec_query])
+
+
+def train_mean_cost(data: RoutingData, split: Split) -> np.ndarray:
+    """(L,) mean cost of each LLM over the training queries (NaN if never answered)."""
+    rows = data.cost[split.train]
+    seen = ~np.isnan(rows)
+    total = np.where(seen, rows, 0.0).sum(axis=0)
+    count = seen.sum(axis=0)
+    return np.divide(total, count, out=np.full(data.num_llms, np.nan), where=count > 0)
 
 
 class Router(abc.ABC):
@@ -40,7 +49,7 @@ class Router(abc.ABC):
 
     def fit(self, data: RoutingData, split: Split) -> Router:
         """Learn from the training (and validation) part of ``split``; returns self."""
-        train_cost = np.nanmean(np.where(split.train[:, None], data.cost, np.nan), axis=0)
+        train_cost = train_mean_cost(data, split)
         self._cost_rank = np.argsort(np.argsort(np.nan_to_num(train_cost, nan=np.inf)))
         self._fit(data, split)
         return self

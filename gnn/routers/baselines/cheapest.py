@@ -5,18 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.routers.base import Router
+from gnn.routers.base import Router, train_mean_cost
 
-__all__ = ["CheapestRouter", "train_mean_cost"]
-
-
-def train_mean_cost(data: RoutingData, split: Split) -> np.ndarray:
-    """(L,) mean cost of each LLM over the training queries (NaN if never answered)."""
-    rows = data.cost[split.train]
-    seen = ~np.isnan(rows)
-    total = np.where(seen, rows, 0.0).sum(axis=0)
-    count = seen.sum(axis=0)
-    return np.divide(total, count, out=np.full(data.num_llms, np.nan), where=count > 0)
+__all__ = ["CheapestRouter"]
 
 
 class CheapestRouter(Router):

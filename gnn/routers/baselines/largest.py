@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.routers.base import Router
-from gnn.routers.baselines.cheapest import train_mean_cost
+from gnn.routers.base import Router, train_mean_cost
 
 __all__ = ["LargestRouter"]
 
