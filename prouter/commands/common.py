@@ -14,7 +14,7 @@ from prouter.errors import ProuterError
 if TYPE_CHECKING:
     from graphdb.store import GraphStore, WriteStats
 
-__all__ = ["DEFAULT_STORE", "Settings", "domain_errors", "echo_written"]
+__all__ = ["DEFAULT_STORE", "Settings", "comma_list", "domain_errors", "echo_written"]
 
 DEFAULT_STORE = "ladybug:prouter-data/graph.lbug"
 T = TypeVar("T")
@@ -46,6 +46,11 @@ class Settings:
             database=self.database,
             read_only=read_only,
         )
+
+
+def comma_list(value: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; None or empty -> None (meaning "all")."""
+    return [item.strip() for item in value.split(",")] if value else None
 
 
 def domain_errors(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

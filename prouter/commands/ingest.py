@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from prouter.commands.common import Settings, domain_errors
+from prouter.commands.common import Settings, comma_list, domain_errors
 
 
 @click.group()
@@ -106,11 +106,10 @@ def ingest_routerbench(
     """
     from prouter.adapters.routerbench import load_routerbench
 
-    task_list = [t.strip() for t in tasks.split(",")] if tasks else None
     _ingest_adapter(
         settings,
         lambda: load_routerbench(
-            data_dir, tasks=task_list, split_rows=split_rows, responses=responses
+            data_dir, tasks=comma_list(tasks), split_rows=split_rows, responses=responses
         ),
         skip_invalid,
         report,

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-from prouter.commands.common import Settings, domain_errors, echo_written
-
-
-def _tasks(value: str | None) -> list[str] | None:
-    return [t.strip() for t in value.split(",")] if value else None
+from prouter.commands.common import Settings, comma_list, domain_errors, echo_written
 
 
 @click.command()
@@ -63,7 +59,7 @@ def train(
             train_and_record,
             store,
             seed=seed,
-            tasks=_tasks(tasks),
+            tasks=comma_list(tasks),
             model_dir=model_dir,
             write_back=write_back,
             config={"epochs": epochs, "hidden": hidden, "device": device},
@@ -107,10 +103,10 @@ def evaluate(
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
 
-    names = list(router_registry()) if routers == "all" else _tasks(routers) or []
+    names = list(router_registry()) if routers == "all" else comma_list(routers) or []
     seed_list = [int(s) for s in seeds.split(",")]
     with settings.open(read_only=True) as store:
-        data = domain_errors(load_routing_data, store, tasks=_tasks(tasks))
+        data = domain_errors(load_routing_data, store, tasks=comma_list(tasks))
 
     def progress(name: str, seed: int, metrics) -> None:  # type: ignore[no-untyped-def]
         if not as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from prouter.commands.common import Settings, domain_errors, echo_written
+from prouter.commands.common import Settings, comma_list, domain_errors, echo_written
 
 
 @click.group()
@@ -161,7 +161,7 @@ def simulate_judge(
     chosen = (
         PERSONAS
         if personas == "all"
-        else tuple(domain_errors(get_persona, p.strip()) for p in personas.split(","))
+        else tuple(domain_errors(get_persona, p) for p in comma_list(personas) or [])
     )
     client = JudgeClient(base_url, model, api_key, concurrency=concurrency, cache_path=cache)
     with settings.open() as store:
