@@ -82,11 +82,7 @@ class Neo4jStore(GraphStore):
             result = tx.run(cypher, dict(params or {}))
             return list(result.keys()), result.values()
 
-        try:
-            with self._session(neo4j.READ_ACCESS) as session:
-                keys, rows = session.execute_read(work)
-        except neo4j.exceptions.Neo4jError as exc:
-            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+        keys, rows = self._run_read(work)
         if schema is None:
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
             return pa.table({k: pa.array(list(c)) for k, c in zip(keys, columns, strict=True)})
@@ -151,11 +147,7 @@ class Neo4jStore(GraphStore):
             record = tx.run(query, params).single()
             return dict(record) if record is not None else {}
 
-        try:
-            with self._session(neo4j.READ_ACCESS) as session:
-                return session.execute_read(work)
-        except neo4j.exceptions.Neo4jError as exc:
-            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+        return self._run_read(work)
 
     # -- write primitives ------------------------------------------------------
     def _existing_nodes(self, nt: NodeType, keys: pa.Array, schema: pa.Schema) -> pa.Table:
@@ -238,6 +230,13 @@ class Neo4jStore(GraphStore):
             for batch in self._batches(rows):
                 self._run_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
                 bar.update(len(batch))
+
+    def _run_read(self, work: Any) -> Any:
+        try:
+            with self._session(neo4j.READ_ACCESS) as session:
+                return session.execute_read(work)
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
 
     def _run_write(self, work: Any) -> Any:
         if self._read_only:
