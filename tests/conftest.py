@@ -1,7 +1,8 @@
 """Shared fixtures: a store per backend (embedded LadybugDB, and the real Neo4j).
 
 The Neo4j tests run against a real Neo4j 5.26 server that the project starts
-itself (``prouter.neo4j_local``) in ``.neo4j-test/``, never against the server
+itself (``prouter.neo4j_local``) in ``.neo4j-test/`` (or
+``$PROUTER_TEST_NEO4J_HOME``, so parallel test runs can each have one), never against the server
 a developer may have configured in ``NEO4J_URI`` (the tests wipe the database).
 ``PROUTER_TEST_NEO4J_URI`` (+ ``_USERNAME``/``_PASSWORD``) opts in to another
 throwaway server. When no server can be had the Neo4j tests are skipped with
@@ -35,7 +36,7 @@ def neo4j_server() -> Iterator[dict[str, str]]:
         return
     from prouter import neo4j_local
 
-    home = REPO / ".neo4j-test"
+    home = Path(os.environ.get("PROUTER_TEST_NEO4J_HOME", REPO / ".neo4j-test"))
     try:
         info = neo4j_local.start(home=home)
     except (neo4j_local.Neo4jStartError, OSError) as exc:
