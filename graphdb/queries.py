@@ -8,13 +8,16 @@ Each file holds one query and starts with a header::
     // returns: user_id, llm_id, n, share
 
 The header is parsed, and the declared parameters must be exactly the ``$names``
-the body uses, so a query cannot silently ignore or miss a parameter.
+the body uses, so a query cannot silently ignore or miss a parameter. Declared
+types (``str``, ``int``, ``float``, ``bool``, ``list``, ``list[int]``, ...) let
+:func:`bind_params` turn command-line text into typed query parameters.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,8 +25,12 @@ from pathlib import Path
 from prouter.errors import QueryError
 
 __all__ = [
+    "PARAM_TYPES",
     "NamedQuery",
+    "adhoc_query",
+    "bind_params",
     "check_params",
+    "coerce_param",
     "cypher_dir",
     "get_query",
     "load_queries",
@@ -79,6 +86,11 @@ def parse_query(path: Path) -> NamedQuery:
             f"{path}: header declares parameters {sorted(declared)} "
             f"but the query uses {sorted(used)}"
         )
+    unknown = {k: v.strip() for k, v in declared.items() if v.strip() not in PARAM_TYPES}
+    if unknown:
+        raise QueryError(
+            f"{path}: unknown parameter types {unknown}; valid types: {', '.join(PARAM_TYPES)}"
+        )
     returns = tuple(c.strip() for c in header.get("returns", "").split(",") if c.strip())
     return NamedQuery(
         name=header["name"],
@@ -129,6 +141,70 @@ def check_params(query: NamedQuery, params: dict[str, object]) -> None:
             parts.append(f"unexpected parameters: {', '.join(extra)}")
         declared = ", ".join(f"${k} ({v})" for k, v in query.params.items()) or "none"
         raise QueryError(f"query {query.name!r}: {'; '.join(parts)} (it takes: {declared})")
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"true", "yes", "1"}:
+        return True
+    if lowered in {"false", "no", "0"}:
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+_SCALARS: dict[str, Callable[[str], object]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _bool,
+}
+PARAM_TYPES: tuple[str, ...] = (*_SCALARS, "list", *(f"list[{t}]" for t in _SCALARS))
+
+
+def coerce_param(name: str, type_: str, text: str) -> object:
+    """Turn the text ``text`` into a value of the declared ``type_`` of parameter ``name``.
+
+    Lists are comma-separated (``a,b,c``); ``list`` means ``list[str]``.
+    """
+    if type_ not in PARAM_TYPES:
+        raise QueryError(
+            f"parameter ${name}: unknown type {type_!r}; valid types: {', '.join(PARAM_TYPES)}"
+        )
+    item_type = type_.removeprefix("list[").removesuffix("]") if type_ != "list" else "str"
+    convert = _SCALARS[item_type]
+    try:
+        if type_.startswith("list"):
+            return [convert(item) for item in _split(text)]
+        return convert(text)
+    except ValueError:
+        raise QueryError(f"parameter ${name} ({type_}): invalid value {text!r}") from None
+
+
+def bind_params(query: NamedQuery, raw: Mapping[str, str]) -> dict[str, object]:
+    """Typed parameters for ``query`` from text values, checked against its header."""
+    check_params(query, dict(raw))
+    return {name: coerce_param(name, query.params[name], raw[name]) for name in query.params}
+
+
+def adhoc_query(text: str, types: Mapping[str, str] | None = None) -> NamedQuery:
+    """A user's own query text as a :class:`NamedQuery` (name ``adhoc``).
+
+    Its parameters are the ``$names`` it uses, typed by ``types`` (default ``str``).
+    """
+    used = sorted(set(_PARAM.findall(text)))
+    types = dict(types or {})
+    return NamedQuery(
+        name="adhoc",
+        description="",
+        params={name: types.get(name, "str") for name in used},
+        returns=(),
+        text=text.strip(),
+        path=Path("<query>"),
+    )
 
 
 def schema_statements(backend: str) -> list[str]:

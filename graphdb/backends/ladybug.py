@@ -59,8 +59,8 @@ class LadybugStore(GraphStore):
     ) -> pa.Table:
         table = self._execute(cypher, dict(params or {})).get_as_arrow()
         if schema is not None:
-            table = table.rename_columns(schema.names).cast(schema)
-        return table
+            return table.rename_columns(schema.names).cast(schema)
+        return _plain_integers(table)
 
     def clear(self) -> None:
         with self.transaction():
@@ -150,3 +150,15 @@ def _widen(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def _stage(table: pa.Table) -> pa.Table:
     """Prefix column names so that LOAD FROM variables cannot clash with keywords."""
     return table.rename_columns([f"v_{c}" for c in table.column_names])
+
+
+def _plain_integers(table: pa.Table) -> pa.Table:
+    """Cast whole-number decimal columns to int64.
+
+    LadybugDB sums INT64 values into INT128, which Arrow shows as
+    ``decimal128(38, 0)``; Neo4j returns plain integers. This makes both alike.
+    """
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            table = table.set_column(i, field.name, table.column(i).cast(pa.int64()))
+    return table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphdb.queries import load_queries, parse_query, schema_statements
+from graphdb.queries import coerce_param, load_queries, parse_query, schema_statements
 from graphdb.schema import NODES, RELS
 from graphdb.store import open_store
 from prouter.errors import QueryError
@@ -32,7 +32,7 @@ def test_header_params_must_match_the_body(tmp_path):
 
 def test_library_queries_return_their_declared_columns(store):
     for query in load_queries().values():
-        params = {name: "x" for name in query.params}
+        params = {name: coerce_param(name, type_, "1") for name, type_ in query.params.items()}
         table = store.query(query.name, **params)
         assert tuple(table.column_names) == query.returns, query.name
 
