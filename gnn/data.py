@@ -18,7 +18,7 @@ import pyarrow as pa
 from graphdb.store import GraphStore
 from prouter.errors import ProuterError
 
-__all__ = ["RoutingData", "Split", "load_routing_data", "split_queries"]
+__all__ = ["RoutingData", "Split", "load_routing_data", "normalise_cost", "split_queries"]
 
 
 def _embeddings(table: pa.Table, n: int) -> np.ndarray | None:
@@ -35,6 +35,13 @@ def _embeddings(table: pa.Table, n: int) -> np.ndarray | None:
 
 def _index(ids: Sequence[str]) -> dict[str, int]:
     return {value: i for i, value in enumerate(ids)}
+
+
+def normalise_cost(cost: np.ndarray, task: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """``cost`` (N, L) min-max scaled with each row's task range (T, 2); 0 for flat ranges."""
+    lo, hi = ranges[task, 0][:, None], ranges[task, 1][:, None]
+    span = hi - lo
+    return np.where(span > 0, (cost - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
 @dataclass
@@ -56,11 +63,29 @@ class RoutingData:
     dec_user: np.ndarray  # (N,) one decision per (user, query)
     dec_query: np.ndarray
     dec_llm: np.ndarray
+    # Non-tie pairwise judgements: user preferred pref_win over pref_lose on pref_query.
+    pref_user: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pref_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pref_win: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pref_lose: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tie_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # ties
     meta: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_llms(self) -> int:
         return len(self.llm_ids)
+
+    def cost_range(self, reference: np.ndarray | None = None) -> np.ndarray:
+        """(T, 2) each task's min and max cost over ``reference`` queries (default: all)."""
+        out = np.zeros((len(self.task_ids), 2))
+        for t in range(len(self.task_ids)):
+            rows = self.query_task == t
+            if reference is not None:
+                rows &= reference
+            ref = self.cost[rows]
+            if np.isfinite(ref).any():
+                out[t] = np.nanmin(ref), np.nanmax(ref)
+        return out
 
     def cost_norm(self, reference: np.ndarray | None = None) -> np.ndarray:
         """Costs min-max normalised within each task (as the user simulation does).
@@ -72,18 +97,32 @@ class RoutingData:
             from prouter.simulate import task_min_max
 
             return task_min_max(self.cost, self.query_task)
-        out = np.full_like(self.cost, np.nan, dtype=float)
-        for t in np.unique(self.query_task):
-            rows = self.query_task == t
-            ref = self.cost[rows & reference]
-            lo, hi = (np.nanmin(ref), np.nanmax(ref)) if np.isfinite(ref).any() else (0.0, 0.0)
-            out[rows] = (self.cost[rows] - lo) / (hi - lo) if hi > lo else 0.0
-        return out
+        return normalise_cost(self.cost, self.query_task, self.cost_range(reference))
 
     def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """(N, L) reward of every LLM for each (user, query) under the user's own alpha."""
         alpha = self.user_alpha[users][:, None]
         return alpha * self.performance[queries] - (1 - alpha) * self.cost_norm()[queries]
+
+
+def _preferences(
+    store: GraphStore, users: dict[str, int], queries: dict[str, int], llms: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct non-tie judgements (user, query, winner, loser) of the loaded queries,
+    and the queries of the tie judgements."""
+    table = store.export_edges("PREFERRED", ["query_id", "over", "tie"]).to_pydict()
+    pairs, ties = set(), []
+    for u, w, q, lose, tie in zip(
+        *(table[k] for k in ("src", "dst", "query_id", "over", "tie")), strict=True
+    ):
+        if q not in queries or w not in llms or lose not in llms or w == lose:
+            continue
+        if tie:
+            ties.append(queries[q])
+        else:
+            pairs.add((users[u], queries[q], llms[w], llms[lose]))
+    ordered = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 4)
+    return ordered, np.array(ties, dtype=np.int64)
 
 
 def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) -> RoutingData:
@@ -147,6 +186,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     # One decision per (user, query): keep the first if a log has several.
     _, first = np.unique(dec_arr[:, :2], axis=0, return_index=True)
     dec_arr = dec_arr[np.sort(first)]
+    pairs, tie_query = _preferences(store, u_index, q_index, l_index)
     return RoutingData(
         query_ids=query_ids,
         query_task=np.array([t_index[task_of[q]] for q in query_ids], dtype=np.int64),
@@ -169,6 +209,11 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         dec_user=dec_arr[:, 0],
         dec_query=dec_arr[:, 1],
         dec_llm=dec_arr[:, 2],
+        pref_user=pairs[:, 0],
+        pref_query=pairs[:, 1],
+        pref_win=pairs[:, 2],
+        pref_lose=pairs[:, 3],
+        tie_query=tie_query,
         meta={"duplicate_decisions_dropped": len(dec) - len(dec_arr)},
     )
 

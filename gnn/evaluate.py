@@ -5,18 +5,30 @@ report its Performance (score of the chosen LLM), Cost (USD), Reward (under
 the user's own alpha, where the user is simulated and has one), and Accuracy
 (the pick equals the user's choice). The oracle picks the best-reward LLM for
 users with an alpha, else the user's own choice; ``*_of_oracle`` divide by it.
+
+Pairwise judgements (``PREFERRED``) of the part are scored separately: the
+share of non-tie judgements where the router scores the preferred LLM above
+the other (an exact score tie counts half); tie judgements are excluded and
+counted (``pairwise_ties``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router
 
-__all__ = ["Metrics", "evaluate", "metrics_for_choices", "oracle_choices"]
+__all__ = [
+    "Metrics",
+    "evaluate",
+    "metrics_for_choices",
+    "oracle_choices",
+    "pairwise_accuracy",
+    "with_pairwise",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,9 @@ class Metrics:
     accuracy: float
     performance_of_oracle: float
     reward_of_oracle: float
+    pairwise_accuracy: float = float("nan")
+    pairwise_n: int = 0
+    pairwise_ties: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -56,7 +71,10 @@ def oracle_choices(
 
 
 def metrics_for_choices(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -> Metrics:
-    """Metrics of ``picks`` (an LLM per decision in ``idx``)."""
+    """Metrics of ``picks`` (an LLM per decision in ``idx``); NaN when ``idx`` is empty."""
+    if len(idx) == 0:
+        nan = float("nan")
+        return Metrics(0, nan, nan, nan, nan, nan, nan)
     users, queries, chosen = data.dec_user[idx], data.dec_query[idx], data.dec_llm[idx]
     rows = np.arange(len(idx))
     reward = data.reward(users, queries)
@@ -79,8 +97,28 @@ def metrics_for_choices(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -
     )
 
 
+def pairwise_accuracy(
+    router: Router, data: RoutingData, mask: np.ndarray
+) -> tuple[float, int, int]:
+    """(accuracy, judgements, ties) on the pairwise judgements of the queries in ``mask``."""
+    idx = np.flatnonzero(mask[data.pref_query])
+    ties = int(mask[data.tie_query].sum())
+    if len(idx) == 0:
+        return float("nan"), 0, ties
+    scores = router.score(data, data.pref_user[idx], data.pref_query[idx])
+    rows = np.arange(len(idx))
+    win, lose = scores[rows, data.pref_win[idx]], scores[rows, data.pref_lose[idx]]
+    return float(np.mean((win > lose) + 0.5 * (win == lose))), len(idx), ties
+
+
 def evaluate(router: Router, data: RoutingData, split: Split, part: str = "test") -> Metrics:
-    """Metrics of a fitted router on the decisions of ``part`` of ``split``."""
+    """Metrics of a fitted router on the decisions and judgements of ``part`` of ``split``."""
     idx = np.flatnonzero(split.of(part)[data.dec_query])
     picks = router.route(data, data.dec_user[idx], data.dec_query[idx])
-    return metrics_for_choices(data, idx, picks)
+    return with_pairwise(metrics_for_choices(data, idx, picks), router, data, split.of(part))
+
+
+def with_pairwise(metrics: Metrics, router: Router, data: RoutingData, mask: np.ndarray) -> Metrics:
+    """``metrics`` with the pairwise accuracy of ``router`` on the judgements in ``mask``."""
+    accuracy, n, ties = pairwise_accuracy(router, data, mask)
+    return replace(metrics, pairwise_accuracy=accuracy, pairwise_n=n, pairwise_ties=ties)

@@ -4,7 +4,13 @@ Node types: ``user``, ``query``, ``llm``, ``task``. Edge types (constants below)
 
 * ``SIMILAR``: query -> query, each query's k nearest *training* queries by
   embedding (a query is never its own neighbour), weighted by cosine similarity;
-  this is how a query with unknown outcomes hears about similar ones.
+  this is how a query with unknown outcomes hears about similar ones. The
+  query's ``neighbour_outcomes`` (Q, L, 3) are those messages per LLM: for each
+  LLM, the similarity-weighted mean [performance, normalised cost] of its
+  training outcomes on the k most similar training queries *it answered*, and
+  their mean similarity (see :func:`neighbour_outcomes`). Nothing in the
+  features is indexed by LLM, so an LLM added later (with a few outcomes) is
+  encoded like the others.
 * ``ANSWERED_BY``: query -> llm, the outcomes of *training* queries only, with
   edge features [performance, normalised cost]; the outcomes of validation and
   test queries are what the router must predict and never enter the graph.
@@ -25,12 +31,87 @@ from torch_geometric.data import HeteroData
 
 from gnn.data import RoutingData, Split
 
-__all__ = ["ANSWERED_BY", "CHOSE", "OF_TASK", "SIMILAR", "build_graph", "knn_train_neighbours"]
+__all__ = [
+    "ANSWERED_BY",
+    "CHOSE",
+    "OF_TASK",
+    "SIMILAR",
+    "build_graph",
+    "knn_train_neighbours",
+    "neighbour_outcomes",
+    "reference_outcomes",
+]
 
 SIMILAR = ("query", "similar", "query")
 ANSWERED_BY = ("query", "answered_by", "llm")
 CHOSE = ("user", "chose", "llm")
 OF_TASK = ("query", "of_task", "task")
+
+
+def _unit(emb: np.ndarray) -> np.ndarray:
+    emb = np.asarray(emb, dtype=np.float32)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
+def reference_outcomes(
+    data: RoutingData, train: np.ndarray, cost_norm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, L) performance and normalised cost of the training outcomes; NaN elsewhere."""
+    known = train[:, None] & ~np.isnan(data.performance)
+    return np.where(known, data.performance, np.nan), np.where(known, cost_norm, np.nan)
+
+
+def neighbour_outcomes(
+    query_emb: np.ndarray,
+    ref_emb: np.ndarray,
+    ref_perf: np.ndarray,
+    ref_cost: np.ndarray,
+    *,
+    k: int,
+    same: np.ndarray | None = None,
+    batch: int = 2048,
+) -> np.ndarray:
+    """(B, L, 3) per query and LLM: [performance, cost, similarity] of its k nearest outcomes.
+
+    For each LLM, among the reference queries with a known outcome for it
+    (non-NaN ``ref_perf``), the query's ``k`` most similar ones (cosine) give the
+    similarity-weighted mean performance and cost, and their mean similarity
+    (0 when the LLM has no reference outcome). ``same[i]`` is the reference row
+    of query ``i`` itself (or -1): a query never hears its own outcomes.
+    """
+    n, n_llms = len(query_emb), ref_perf.shape[1]
+    out = np.zeros((n, n_llms, 3), dtype=np.float32)
+    if n == 0 or len(ref_emb) == 0:
+        return out
+    q_unit, r_unit = _unit(query_emb), _unit(ref_emb)
+    answered = ~np.isnan(ref_perf)
+    # LLMs that answered the same reference queries share one neighbour search.
+    patterns, group = np.unique(answered.T, axis=0, return_inverse=True)
+    perf, cost = np.nan_to_num(ref_perf), np.nan_to_num(ref_cost)
+    for g, pattern in enumerate(patterns):
+        refs = np.flatnonzero(pattern)
+        if len(refs) == 0:
+            continue
+        cols = np.flatnonzero(group.ravel() == g)
+        kk = min(k, len(refs))
+        for start in range(0, n, batch):
+            rows = slice(start, min(start + batch, n))
+            sim = q_unit[rows] @ r_unit[refs].T
+            if same is not None:
+                sim[same[rows][:, None] == refs[None, :]] = -np.inf
+            top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+            s = np.take_along_axis(sim, top, axis=1)
+            valid = np.isfinite(s)
+            w = np.where(valid, np.maximum(s, 0.0) + 1e-6, 0.0)
+            w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+            nb = refs[top]
+            p = np.einsum("bk,bkc->bc", w, perf[nb][:, :, cols])
+            c = np.einsum("bk,bkc->bc", w, cost[nb][:, :, cols])
+            mean_sim = np.where(valid, s, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
+            out[rows, cols, 0] = p
+            out[rows, cols, 1] = c
+            out[rows, cols, 2] = mean_sim[:, None]
+    return out
 
 
 def knn_train_neighbours(
@@ -69,6 +150,12 @@ def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
     src, dst, w = knn_train_neighbours(data.query_emb, train, k)
     g[SIMILAR].edge_index = torch.from_numpy(np.stack([src, dst]))
     g[SIMILAR].edge_weight = torch.from_numpy(w)
+    ref_perf, ref_cost = reference_outcomes(data, train, cost_norm)
+    g["query"].neighbour_outcomes = torch.from_numpy(
+        neighbour_outcomes(
+            data.query_emb, data.query_emb, ref_perf, ref_cost, k=k, same=np.arange(len(train))
+        )
+    )
 
     q, m = np.nonzero(train[:, None] & ~np.isnan(data.performance))
     g[ANSWERED_BY].edge_index = torch.from_numpy(np.stack([q, m]))

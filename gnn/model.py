@@ -2,17 +2,22 @@
 
 Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
 
-1. **Queries** hear from their k most similar *training* queries
-   (``SIMILAR``), which carry their observed outcomes: the similarity-weighted
-   mean of the neighbours' [performance, normalised cost] per LLM. A query never
-   hears its own outcomes, so training and test queries are encoded alike.
-   ``h_q = MLP([W q, neighbour outcomes, task embedding])``.
+1. **Queries**: ``h_q = MLP([W q, task embedding])``.
 2. **LLMs**: ``h_l = MLP(description embedding)``.
 3. **Outcome heads** predict performance ``p(q, l)`` and normalised cost
-   ``c(q, l)`` from ``[h_q, h_l]`` (supervised by the training outcomes).
-4. **Users** hear from their decisions (``CHOSE``): a decision on query q for
+   ``c(q, l)`` as the neighbours' estimate (``w_p logit n_p``, ``w_c n_c``)
+   plus an MLP correction from ``[h_q, h_l, n(q, l)]``, where ``n(q, l)`` are the messages
+   from the query's most similar *training* queries that LLM l answered (their
+   similarity-weighted mean [performance, normalised cost] and mean
+   similarity; ``gnn.graph.neighbour_outcomes``). A query never hears its own
+   outcomes, so training and test queries are encoded alike, and no weight is
+   tied to an LLM's index: an LLM added later with a few outcomes and its
+   description is scored without retraining.
+4. **Users** hear from their decisions (``CHOSE``, and non-tie ``PREFERRED``
+   judgements as a choice between two candidates): a decision on query q for
    LLM l sends ``MLP([h_l, h_q, P, C, P - max P, C - min C])`` where P, C are
-   the outcomes the user saw on q (what was chosen and what it gave up).
+   the outcomes the user saw on q (what was chosen and, over the candidates it
+   was shown, what it gave up).
    ``h_u`` is the mean; while a decision is a training target its own message
    is left out (exact leave-one-out); a user without decisions has ``h_u = 0``
    (new users are onboarded by adding decisions, no retraining).
@@ -40,7 +45,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.utils import scatter
 
-__all__ = ["PersonalizedRouterGNN"]
+__all__ = ["NEIGHBOUR_FEATURES", "PersonalizedRouterGNN"]
+
+NEIGHBOUR_FEATURES = 3  # [performance, normalised cost, similarity] per (query, LLM)
 
 
 def _mlp(i: int, h: int, o: int, dropout: float) -> nn.Sequential:
@@ -53,7 +60,8 @@ class PersonalizedRouterGNN(nn.Module):
     Args:
         query_dim (int): size of query embeddings :math:`D_q`.
         llm_dim (int): size of LLM description embeddings :math:`D_l`.
-        num_llms (int): number of candidate LLMs (width of neighbour outcomes).
+        num_llms (int): number of candidate LLMs when trained (informative only;
+            no weight depends on it).
         num_tasks (int): number of tasks.
         hidden (int, optional): hidden size :math:`H`. (default: :obj:`64`)
         dropout (float, optional): dropout probability. (default: :obj:`0.1`)
@@ -61,9 +69,10 @@ class PersonalizedRouterGNN(nn.Module):
             (default: :obj:`True`)
 
     Shapes:
-        - **encode_queries** input: query embeddings :math:`(N, D_q)`, tasks :math:`(N)`,
-          neighbour outcomes :math:`(N, 2L)`; output :math:`(N, H)`
-        - **outcomes** output: performance and cost, each :math:`(N, L)`
+        - **encode_queries** input: query embeddings :math:`(N, D_q)`, tasks :math:`(N)`;
+          output :math:`(N, H)`
+        - **outcomes** input: :math:`(N, H)`, :math:`(L, H)`, neighbour outcomes
+          :math:`(N, L, 3)`; output: performance logits and cost, each :math:`(N, L)`
         - **user_states** output: :math:`(U, H)`
         - **utility** output: :math:`(B, L)`
     """
@@ -83,14 +92,14 @@ class PersonalizedRouterGNN(nn.Module):
         self.num_llms, self.num_tasks = num_llms, num_tasks
         self.hidden, self.dropout, self.personalized = hidden, dropout, personalized
         self.query_in = nn.Linear(query_dim, hidden)
-        self.neighbour_in = nn.Linear(2 * num_llms, hidden)
         self.task_emb = nn.Embedding(num_tasks, hidden)
-        self.query_out = _mlp(3 * hidden, hidden, hidden, dropout)
+        self.query_out = _mlp(2 * hidden, hidden, hidden, dropout)
         self.llm_enc = _mlp(llm_dim, hidden, hidden, dropout)
-        self.perf_head = _mlp(2 * hidden, hidden, 1, dropout)
-        self.cost_head = _mlp(2 * hidden, hidden, 1, dropout)
+        self.perf_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
+        self.cost_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
         self.decision_msg = _mlp(2 * hidden + 4, hidden, hidden, dropout)
         self.pref = nn.Linear(hidden, 1)
+        self.prior_weight = nn.Parameter(torch.ones(2))
         self.cost_scale = nn.Parameter(torch.zeros(1))
         self.log_beta = nn.Parameter(torch.zeros(1))
         self.reset_parameters()
@@ -99,6 +108,7 @@ class PersonalizedRouterGNN(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Embedding):
                 module.reset_parameters()
+        nn.init.ones_(self.prior_weight)
         nn.init.zeros_(self.cost_scale)
         nn.init.constant_(self.log_beta, 2.0)  # beta = e^2; choices are near-deterministic
 
@@ -109,33 +119,50 @@ class PersonalizedRouterGNN(nn.Module):
         )
 
     # -- encoders ---------------------------------------------------------------
-    def encode_queries(self, x: Tensor, task: Tensor, neighbours: Tensor) -> Tensor:
-        h = torch.cat([self.query_in(x), self.neighbour_in(neighbours), self.task_emb(task)], -1)
+    def encode_queries(self, x: Tensor, task: Tensor) -> Tensor:
+        h = torch.cat([self.query_in(x), self.task_emb(task)], -1)
         return self.query_out(F.gelu(h))
 
     def encode_llms(self, x: Tensor) -> Tensor:
         return self.llm_enc(x)
 
-    def outcomes(self, h_q: Tensor, h_l: Tensor) -> tuple[Tensor, Tensor]:
+    def outcomes(self, h_q: Tensor, h_l: Tensor, neighbours: Tensor) -> tuple[Tensor, Tensor]:
         """Predicted performance logits and normalised cost, each (N, L)."""
         n, m = h_q.size(0), h_l.size(0)
-        pair = torch.cat([h_q[:, None, :].expand(n, m, -1), h_l[None, :, :].expand(n, m, -1)], -1)
-        return self.perf_head(pair).squeeze(-1), self.cost_head(pair).squeeze(-1)
+        pair = torch.cat(
+            [h_q[:, None, :].expand(n, m, -1), h_l[None, :, :].expand(n, m, -1), neighbours], -1
+        )
+        # The heads correct the neighbours' estimate where there is one (similarity > 0).
+        heard = (neighbours[..., 2] > 0).to(h_q.dtype)
+        prior_perf = torch.logit(neighbours[..., 0].clamp(0.02, 0.98)) * heard
+        prior_cost = neighbours[..., 1] * heard
+        return (
+            self.perf_head(pair).squeeze(-1) + self.prior_weight[0] * prior_perf,
+            self.cost_head(pair).squeeze(-1) + self.prior_weight[1] * prior_cost,
+        )
 
     def decision_messages(
-        self, h_q: Tensor, h_l: Tensor, perf: Tensor, cost: Tensor, query: Tensor, llm: Tensor
+        self,
+        h_q: Tensor,
+        h_l: Tensor,
+        perf: Tensor,
+        cost: Tensor,
+        candidates: Tensor,
+        query: Tensor,
+        llm: Tensor,
     ) -> Tensor:
-        """One message per decision (query[i] decided for llm[i]) from the outcomes
-        ``perf``/``cost`` (N, L) the user saw; (E, H)."""
-        p, c = perf[query], cost[query]
+        """One message per decision (query[i] decided for llm[i] among the
+        ``candidates[i]`` (E, L) it was shown: all LLMs of a choice, two of a
+        pairwise preference) from the outcomes ``perf``/``cost`` (N, L) the user saw; (E, H)."""
+        p, c, ok = perf[query], cost[query], candidates
         chosen_p = p.gather(1, llm[:, None])
         chosen_c = c.gather(1, llm[:, None])
         feats = torch.cat(
             [
                 chosen_p,
                 chosen_c,
-                chosen_p - p.max(1, keepdim=True).values,
-                chosen_c - c.min(1, keepdim=True).values,
+                chosen_p - p.masked_fill(~ok, -torch.inf).max(1, keepdim=True).values,
+                chosen_c - c.masked_fill(~ok, torch.inf).min(1, keepdim=True).values,
             ],
             -1,
         )

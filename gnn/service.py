@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnn import fewshot
 from gnn.data import RoutingData, load_routing_data, split_queries
 from gnn.evaluate import evaluate
+from gnn.fewshot import DEFAULT_SHOTS
 from gnn.train import GNNRouter
 from gnn.writeback import prediction_table, write_evaluation, write_model, write_predictions
 from graphdb.store import GraphStore, WriteStats
@@ -52,26 +55,33 @@ def train_and_record(
     model_dir: Path = Path("prouter-data/models"),
     write_back: bool = True,
     config: dict[str, Any] | None = None,
+    few_shot: Sequence[str] = (),
+    shots: Sequence[int] = DEFAULT_SHOTS,
 ) -> TrainResult:
-    """Fit on train, select on validation, evaluate once on test, save and write back."""
+    """Fit on train, select on validation, evaluate once on test, save and write back.
+
+    ``few_shot`` adds the settings ``"new_user"`` and ``"new_llm"`` (see
+    :mod:`gnn.fewshot`), written back as EVALUATED edges per user and shots.
+    """
+    fewshot.check_settings(few_shot)
     data = load_routing_data(store, tasks=tasks)
     split = split_queries(data, seed=seed)
     router = GNNRouter(seed=seed, progress=True, **(config or {}))
     router.fit(data, split)
-    metrics = {part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")}
+    metrics: dict[str, Any] = {
+        part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")
+    }
+    few = [
+        fewshot.run_setting(name, data, split, router, shots=shots, seed=seed) for name in few_shot
+    ]
+    for result in few:
+        metrics[result.setting] = result.summary()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version = f"gnn-{stamp}-s{seed}"
     model_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = model_dir / f"{version}.pt"
     torch.save(
-        {
-            "version": version,
-            "config": router.config_dict(),
-            "state_dict": router.model.state_dict(),
-            "data": data_snapshot(data),
-            "metrics": metrics,
-            "best_epoch": router.best_epoch,
-        },
+        router.state() | {"version": version, "data": data_snapshot(data), "metrics": metrics},
         checkpoint,
     )
     result = TrainResult(version, checkpoint, metrics)
@@ -90,4 +100,10 @@ def train_and_record(
             result.written["EVALUATED"] = write_evaluation(
                 store, data, version, idx, picks, setting="general"
             )
+            for res in few:
+                for k, few_picks in res.picks.items():
+                    stats = write_evaluation(
+                        store, data, version, res.idx, few_picks, setting=res.setting, shots=k
+                    )
+                    result.written["EVALUATED"] = result.written["EVALUATED"] + stats
     return result

@@ -10,26 +10,34 @@ do). Auxiliary losses fit the outcome heads to the training queries'
 performance and normalised cost (costs are normalised with training-query
 ranges only). Early stopping and checkpoint selection use validation queries
 only (the choice likelihood on them); the test split is never touched here.
+
+New LLMs: the outcome heads read each LLM's outcomes on similar training
+queries (``gnn.graph.neighbour_outcomes``) and its description, never its
+index. During training, an LLM's outcome messages are now and then rebuilt
+from only a few random training queries (``new_llm_rate``), so the heads also
+learn what to do with an LLM known from a handful of outcomes.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torch_geometric.utils import scatter
 from tqdm import tqdm
 
-from gnn.data import RoutingData, Split
-from gnn.graph import ANSWERED_BY, CHOSE, SIMILAR, build_graph
+from gnn.data import RoutingData, Split, normalise_cost
+from gnn.graph import neighbour_outcomes, reference_outcomes
 from gnn.model import PersonalizedRouterGNN
 from gnn.routers.base import Router
 
-__all__ = ["GNNRouter", "NonPersonalizedGNNRouter", "TrainConfig", "resolve_device"]
+__all__ = ["GNNRouter", "NonPersonalizedGNNRouter", "Prediction", "TrainConfig", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,18 @@ class TrainConfig:
     patience: int = 100
     neighbours: int = 10
     aux_weight: float = 1.0
+    new_llm_rate: float = 0.5
+    new_llm_max_shots: int = 20
     device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the router expects for new queries: (B, L) arrays."""
+
+    utility: np.ndarray  # the user's expected utility, higher is better
+    performance: np.ndarray  # predicted probability of success / score
+    cost: np.ndarray  # predicted cost, USD (de-normalised with the task's training range)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -72,47 +91,129 @@ class GNNRouter(Router):
         self.train_config = TrainConfig(**config)  # type: ignore[arg-type]
         self.progress = progress
         self.history: list[dict[str, float]] = []
+        self.best_epoch = -1
+
+    # -- state ------------------------------------------------------------------
+    def _prepare(
+        self,
+        data: RoutingData,
+        split: Split,
+        *,
+        seen: np.ndarray | None = None,
+        decisions: np.ndarray | None = None,
+        pairs: np.ndarray | None = None,
+        task_ids: list[str] | None = None,
+    ) -> None:
+        """Everything the network reads, for one split (no training).
+
+        ``seen`` masks the queries whose outcomes users saw (default: all but
+        test); ``decisions`` and ``pairs`` index the choices and pairwise judgements
+        that describe users (default: the training ones); ``task_ids`` is the
+        model's task order (default: the data's).
+        """
+        cfg = self.train_config
+        self.device = dev = resolve_device(cfg.device)
+        self.task_ids = list(task_ids or data.task_ids)
+        self.llm_ids = list(data.llm_ids)
+        position = {t: i for i, t in enumerate(self.task_ids)}
+        missing = sorted(set(data.task_ids) - set(position))
+        if missing:
+            from prouter.errors import ProuterError
+
+            raise ProuterError(f"tasks unknown to the model: {missing}; retrain to route them")
+        task = np.array([position[t] for t in data.task_ids], dtype=np.int64)[data.query_task]
+        self._train_ids = [data.query_ids[i] for i in np.flatnonzero(split.train)]
+        self._val_ids = [data.query_ids[i] for i in np.flatnonzero(split.val)]
+        self._cost_range = data.cost_range(split.train)
+        self._task_cost_range = np.zeros((len(self.task_ids), 2))
+        self._task_cost_range[[position[t] for t in data.task_ids]] = self._cost_range
+        cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
+        self._query_emb = data.query_emb
+        self._ref_perf, self._ref_cost = reference_outcomes(data, split.train, cost_norm)
+        self._q_x = torch.tensor(data.query_emb, dtype=torch.float32, device=dev)
+        self._q_task = torch.from_numpy(task).to(dev)
+        self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
+        self._neigh = self._all_neighbours()
+        self._available = torch.from_numpy(~np.isnan(data.performance)).to(dev)
+        self._num_users = len(data.user_ids)
+        seen = ~split.test if seen is None else seen
+        self._seen_perf, self._seen_cost = self._observed(data, seen, cost_norm)
+        if decisions is None:
+            decisions = np.flatnonzero(split.train[data.dec_query])
+        if pairs is None:
+            pairs = np.flatnonzero(split.train[data.pref_query])
+        self._states: torch.Tensor | None = None  # user states for predict(), see there
+        users, queries, llms, self._cand = self._decisions(data, decisions, pairs)
+        self._dec = (users, queries, llms)
+        self.model = PersonalizedRouterGNN(
+            data.query_emb.shape[1],
+            data.llm_emb.shape[1],
+            data.num_llms,
+            len(self.task_ids),
+            hidden=cfg.hidden,
+            dropout=cfg.dropout,
+            personalized=self.personalized,
+        ).to(dev)
+
+    def _decisions(
+        self, data: RoutingData, decisions: np.ndarray, pairs: np.ndarray
+    ) -> tuple[torch.Tensor, ...]:
+        """(user, query, llm, candidates (E, L)) of choices and non-tie pairwise judgements:
+        a choice is among all available LLMs, a judgement between its two."""
+        n_llms = data.num_llms
+        pair_cand = np.zeros((len(pairs), n_llms), dtype=bool)
+        pair_cand[np.arange(len(pairs)), data.pref_win[pairs]] = True
+        pair_cand[np.arange(len(pairs)), data.pref_lose[pairs]] = True
+        arrays = (
+            np.concatenate([data.dec_user[decisions], data.pref_user[pairs]]),
+            np.concatenate([data.dec_query[decisions], data.pref_query[pairs]]),
+            np.concatenate([data.dec_llm[decisions], data.pref_win[pairs]]),
+        )
+        users, queries, llms = (torch.from_numpy(a).to(self.device) for a in arrays)
+        cand = torch.cat(
+            [
+                self._available[queries[: len(decisions)]],
+                torch.from_numpy(pair_cand).to(self.device),
+            ]
+        )
+        return users, queries, llms, cand
+
+    def _neighbours(self, emb: np.ndarray, same: np.ndarray | None = None) -> torch.Tensor:
+        """Outcome messages (B, L, 3) for query embeddings ``emb``; ``same[i]`` is the row
+        of query i in the data (so it never hears its own outcomes), or -1."""
+        nb = neighbour_outcomes(
+            emb,
+            self._query_emb,
+            self._ref_perf,
+            self._ref_cost,
+            k=self.train_config.neighbours,
+            same=same,
+        )
+        return torch.from_numpy(nb).to(self.device)
+
+    def _all_neighbours(self) -> torch.Tensor:
+        return self._neighbours(self._query_emb, np.arange(len(self._query_emb)))
 
     # -- fitting ----------------------------------------------------------------
     def _fit(self, data: RoutingData, split: Split) -> None:
         cfg = self.train_config
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
-        self.device = resolve_device(cfg.device)
-        graph = build_graph(data, split, k=cfg.neighbours)
-        # Costs on the training queries' scale (a router must not learn it from test costs).
-        cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
+        rng = np.random.default_rng(self.seed)
+        self._prepare(data, split)
         dev = self.device
-        self._q_x = graph["query"].x.to(dev)
-        self._q_task = graph["query"].task.to(dev)
-        self._l_x = graph["llm"].x.to(dev)
-        self._neigh = self._neighbour_outcomes(graph, data, cost_norm).to(dev)
-        oq, ol = graph[ANSWERED_BY].edge_index.to(dev)
-        o_perf, o_cost = graph[ANSWERED_BY].edge_attr.to(dev).T
-        du, dl = graph[CHOSE].edge_index.to(dev)
-        dq = graph[CHOSE].query.to(dev)
-        self._dec = (du, dq, dl)
-        self._num_users = len(data.user_ids)
-        self._available = torch.from_numpy(~np.isnan(data.performance)).to(dev)
-        # The outcomes users saw on training queries (their decisions are explained by them).
-        self._seen_perf, self._seen_cost = self._observed(data, split.train, cost_norm)
-        # Validation outcomes are labels too: they only ever score checkpoints.
-        val_perf, val_cost = self._observed(data, split.val, cost_norm)
-        tied = self._tied_with_choice(dq, dl, self._seen_perf, self._seen_cost)
-        val = np.flatnonzero(split.val[data.dec_query])
-        v_u, v_q, v_l = (
-            torch.from_numpy(a[val]).to(dev) for a in (data.dec_user, data.dec_query, data.dec_llm)
+        du, dq, dl = self._dec
+        cand = self._cand
+        o_q, o_l = np.nonzero(~np.isnan(self._ref_perf))
+        oq, ol = torch.from_numpy(o_q).to(dev), torch.from_numpy(o_l).to(dev)
+        o_perf = torch.tensor(self._ref_perf[o_q, o_l], dtype=torch.float32, device=dev)
+        o_cost = torch.tensor(self._ref_cost[o_q, o_l], dtype=torch.float32, device=dev)
+        tied = self._tied_with_choice(dq, dl, cand, self._seen_perf, self._seen_cost)
+        val = self._decisions(
+            data,
+            np.flatnonzero(split.val[data.dec_query]),
+            np.flatnonzero(split.val[data.pref_query]),
         )
-
-        self.model = PersonalizedRouterGNN(
-            data.query_emb.shape[1],
-            data.llm_emb.shape[1],
-            data.num_llms,
-            len(data.task_ids),
-            hidden=cfg.hidden,
-            dropout=cfg.dropout,
-            personalized=self.personalized,
-        ).to(dev)
         optim = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best, best_key, waited = None, (-np.inf, -1.0), 0
         bar = tqdm(
@@ -122,25 +223,35 @@ class GNNRouter(Router):
             leave=False,
         )
         for epoch in bar:
+            started = time.perf_counter()
             self.model.train()
-            h_q, h_l, perf, cost = self._encode()
+            neigh = self._few_shot_neighbours(rng) if rng.random() < cfg.new_llm_rate else None
+            h_q, h_l, perf, cost = self._encode(neigh)
             aux = F.binary_cross_entropy_with_logits(perf[oq, ol], o_perf) + F.mse_loss(
                 cost[oq, ol], o_cost
             )
-            msgs = self.model.decision_messages(h_q, h_l, self._seen_perf, self._seen_cost, dq, dl)
+            msgs = self.model.decision_messages(
+                h_q, h_l, self._seen_perf, self._seen_cost, cand, dq, dl
+            )
             total, count = self.model.user_states(msgs, du, self._num_users)
             others = (count[du] - 1).clamp(min=1)
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
             utility = self.model.utility(h_u, h_l, self._seen_perf[dq], self._seen_cost[dq])
-            scores = self._masked(self.model.temperature * utility, dq)
+            scores = (self.model.temperature * utility).masked_fill(~cand, -1e9)
             loss = _choice_nll(scores, tied) + cfg.aux_weight * aux
             optim.zero_grad()
             loss.backward()
             optim.step()
 
-            val_acc, val_loss = self._validate(v_u, v_q, v_l, val_perf, val_cost)
+            val_acc, val_loss = self._validate(*val)
             self.history.append(
-                {"epoch": epoch, "loss": loss.item(), "val_accuracy": val_acc, "val_loss": val_loss}
+                {
+                    "epoch": epoch,
+                    "loss": loss.item(),
+                    "val_accuracy": val_acc,
+                    "val_loss": val_loss,
+                    "seconds": time.perf_counter() - started,
+                }
             )
             bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{val_acc:.3f}")
             key = (-val_loss, val_acc)
@@ -152,38 +263,46 @@ class GNNRouter(Router):
                     break
         if best is not None:
             self.model.load_state_dict(best)
+        self._states = None
         self.best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
         log.info("%s: best validation loss %.4f", self.name, -best_key[0])
 
-    def _neighbour_outcomes(self, graph, data: RoutingData, cost_norm: np.ndarray) -> torch.Tensor:  # type: ignore[no-untyped-def]
-        """Similarity-weighted mean of the neighbours' [performance | cost] rows, (Q, 2L)."""
-        src, dst = graph[SIMILAR].edge_index
-        w = graph[SIMILAR].edge_weight.clamp(min=0)[:, None]
-        outcome = torch.from_numpy(
-            np.concatenate(
-                [
-                    np.nan_to_num(data.performance, nan=0.0),
-                    cost_norm,
-                ],
-                axis=1,
-            )
-        ).float()
-        total = scatter(outcome[src] * w, dst, dim=0, dim_size=len(data.query_ids), reduce="sum")
-        weight = scatter(w, dst, dim=0, dim_size=len(data.query_ids), reduce="sum")
-        return total / weight.clamp(min=1e-6)
+    def _few_shot_neighbours(self, rng: np.random.Generator) -> torch.Tensor:
+        """The outcome messages with one random LLM known from only a few training queries."""
+        llm = int(rng.integers(self._ref_perf.shape[1]))
+        answered = np.flatnonzero(~np.isnan(self._ref_perf[:, llm]))
+        if len(answered) == 0:
+            return self._neigh
+        shots = rng.choice(
+            answered,
+            min(len(answered), int(rng.integers(1, self.train_config.new_llm_max_shots + 1))),
+            replace=False,
+        )
+        same = np.full(len(self._query_emb), -1)
+        same[shots] = np.arange(len(shots))
+        column = neighbour_outcomes(
+            self._query_emb,
+            self._query_emb[shots],
+            self._ref_perf[shots, llm : llm + 1],
+            self._ref_cost[shots, llm : llm + 1],
+            k=self.train_config.neighbours,
+            same=same,
+        )
+        neigh = self._neigh.clone()
+        neigh[:, llm] = torch.from_numpy(column[:, 0]).to(self.device)
+        return neigh
 
-    def _encode(self) -> tuple[torch.Tensor, ...]:
-        h_q = self.model.encode_queries(self._q_x, self._q_task, self._neigh)
+    def _encode(self, neigh: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        h_q = self.model.encode_queries(self._q_x, self._q_task)
         h_l = self.model.encode_llms(self._l_x)
-        perf, cost = self.model.outcomes(h_q, h_l)
+        perf, cost = self.model.outcomes(h_q, h_l, self._neigh if neigh is None else neigh)
         return h_q, h_l, perf, cost
-
-    def _masked(self, scores: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        return scores.masked_fill(~self._available[queries], -1e9)
 
     def _user_state(self, h_q, h_l):  # type: ignore[no-untyped-def]
         du, dq, dl = self._dec
-        msgs = self.model.decision_messages(h_q, h_l, self._seen_perf, self._seen_cost, dq, dl)
+        msgs = self.model.decision_messages(
+            h_q, h_l, self._seen_perf, self._seen_cost, self._cand, dq, dl
+        )
         total, count = self.model.user_states(msgs, du, self._num_users)
         return total / count.clamp(min=1)
 
@@ -191,13 +310,13 @@ class GNNRouter(Router):
         """Expected utility on queries with unknown outcomes: the predicted ones."""
         return self.model.utility(h_u, h_l, torch.sigmoid(perf), cost)
 
-    def _tied_with_choice(self, queries, llms, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def _tied_with_choice(self, queries, llms, cand, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """(E, L) candidates as good as the choice: the same observed performance and a
         cost no lower. Cost breaks performance ties, so any of them explains the choice."""
         p, c = perf[queries], cost[queries]
         chosen_p = p.gather(1, llms[:, None])
         chosen_c = c.gather(1, llms[:, None])
-        tied = (p == chosen_p) & (c >= chosen_c) & self._available[queries]
+        tied = (p == chosen_p) & (c >= chosen_c) & cand
         return tied.scatter(1, llms[:, None], True)
 
     def _observed(
@@ -213,7 +332,7 @@ class GNNRouter(Router):
         )
 
     @torch.no_grad()
-    def _validate(self, v_u, v_q, v_l, val_perf, val_cost) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    def _validate(self, v_u, v_q, v_l, v_c) -> tuple[float, float]:  # type: ignore[no-untyped-def]
         """Validation routing accuracy, and the validation loss that selects checkpoints.
 
         The loss is the choice likelihood on held-out queries given the outcomes
@@ -227,24 +346,53 @@ class GNNRouter(Router):
         self.model.eval()
         h_q, h_l, perf, cost = self._encode()
         h_u = self._user_state(h_q, h_l)
-        routed = self._masked(self._route_utility(h_u[v_u], h_l, perf[v_q], cost[v_q]), v_q)
-        seen = self.model.utility(h_u[v_u], h_l, val_perf[v_q], val_cost[v_q])
-        tied = self._tied_with_choice(v_q, v_l, val_perf, val_cost)
-        nll = _choice_nll(self._masked(self.model.temperature * seen, v_q), tied)
-        loss = float(nll)
-        return float((routed.argmax(1) == v_l).float().mean()), loss
+        routed = self._route_utility(h_u[v_u], h_l, perf[v_q], cost[v_q]).masked_fill(~v_c, -1e9)
+        seen = self.model.utility(h_u[v_u], h_l, self._seen_perf[v_q], self._seen_cost[v_q])
+        tied = self._tied_with_choice(v_q, v_l, v_c, self._seen_perf, self._seen_cost)
+        nll = _choice_nll((self.model.temperature * seen).masked_fill(~v_c, -1e9), tied)
+        return float((routed.argmax(1) == v_l).float().mean()), float(nll)
 
-    # -- serving ----------------------------------------------------------------
+    # -- onboarding without retraining -------------------------------------------
     def onboard(self, users: np.ndarray, queries: np.ndarray, llms: np.ndarray) -> None:
-        """Add decisions to the users' states without retraining (new-user onboarding)."""
+        """Add decisions to the users' states without retraining (new-user onboarding).
+
+        The decisions' queries must be ones whose outcomes the router may see
+        (not test queries)."""
         du, dq, dl = self._dec
         dev = self.device
+        queries = torch.as_tensor(queries, device=dev)
         self._dec = (
             torch.cat([du, torch.as_tensor(users, device=dev)]),
-            torch.cat([dq, torch.as_tensor(queries, device=dev)]),
+            torch.cat([dq, queries]),
             torch.cat([dl, torch.as_tensor(llms, device=dev)]),
         )
+        self._cand = torch.cat([self._cand, self._available[queries]])
+        self._states = None
 
+    @contextmanager
+    def onboarded(self, users: np.ndarray, queries: np.ndarray, llms: np.ndarray) -> Iterator[None]:
+        """:meth:`onboard` these decisions for the duration of a ``with`` block."""
+        saved = self._dec, self._cand
+        self.onboard(users, queries, llms)
+        try:
+            yield
+        finally:
+            self._dec, self._cand = saved
+            self._states = None
+
+    def add_outcomes(self, data: RoutingData, queries: np.ndarray, llm: int) -> None:
+        """Make ``llm``'s outcomes on ``queries`` known to the router, without retraining
+        (new-LLM onboarding); ``data`` must have the LLM's outcomes and description."""
+        self._ref_perf[queries, llm] = data.performance[queries, llm]
+        self._ref_cost[queries, llm] = normalise_cost(
+            data.cost[queries][:, [llm]], data.query_task[queries], self._cost_range
+        )[:, 0]
+        self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=self.device)
+        self._available = torch.from_numpy(~np.isnan(data.performance)).to(self.device)
+        self._neigh = self._all_neighbours()
+        self._states = None
+
+    # -- serving ----------------------------------------------------------------
     @torch.no_grad()
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         self.model.eval()
@@ -258,8 +406,89 @@ class GNNRouter(Router):
             out.append(self._route_utility(h_u[u[s]], h_l, perf[q[s]], cost[q[s]]))
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, data.num_llms))
 
+    @torch.no_grad()
+    def predict(self, query_emb: np.ndarray, tasks: list[str], users: np.ndarray) -> Prediction:
+        """Expected utility, performance and cost of every LLM for new queries.
+
+        ``query_emb`` (B, D) are embeddings of queries that need not be in the
+        graph, ``tasks`` their task ids, ``users`` (B,) user rows of the data
+        the router was prepared with, or -1 for a user it knows nothing about
+        (then the utility uses the population prior, ``h_u = 0``).
+        """
+        self.model.eval()
+        position = {t: i for i, t in enumerate(self.task_ids)}
+        unknown = sorted({t for t in tasks if t not in position})
+        if unknown:
+            from prouter.errors import ProuterError
+
+            raise ProuterError(f"unknown tasks {unknown}; the model knows {self.task_ids}")
+        task = torch.tensor([position[t] for t in tasks], dtype=torch.long, device=self.device)
+        x = torch.tensor(np.asarray(query_emb), dtype=torch.float32, device=self.device)
+        h_q = self.model.encode_queries(x, task)
+        h_l = self.model.encode_llms(self._l_x)
+        perf, cost = self.model.outcomes(h_q, h_l, self._neighbours(np.asarray(query_emb)))
+        if self._states is None:  # cached: serving answers many lookups per graph state
+            self._states = self._user_state(self.model.encode_queries(self._q_x, self._q_task), h_l)
+        states = self._states
+        users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.device)
+        h_u = torch.where(
+            (users_t >= 0)[:, None], states[users_t.clamp(min=0)], torch.zeros_like(h_q)
+        )
+        utility = self._route_utility(h_u, h_l, perf, cost).cpu().numpy()
+        lo, hi = self._task_cost_range[task.cpu().numpy()].T
+        usd = cost.cpu().numpy() * (hi - lo)[:, None] + lo[:, None]
+        return Prediction(utility, torch.sigmoid(perf).cpu().numpy(), usd)
+
+    # -- checkpoints ------------------------------------------------------------
     def config_dict(self) -> dict[str, object]:
         return asdict(self.train_config) | {"seed": self.seed, "router": self.name}
+
+    def state(self) -> dict[str, object]:
+        """What a checkpoint needs to rebuild this router on a graph (see :meth:`from_state`)."""
+        return {
+            "router": self.name,
+            "config": self.config_dict(),
+            "state_dict": self.model.state_dict(),
+            "task_ids": self.task_ids,
+            "llm_ids": self.llm_ids,
+            "train_queries": self._train_ids,
+            "val_queries": self._val_ids,
+            "best_epoch": self.best_epoch,
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, object], data: RoutingData, *, device: str = "auto"
+    ) -> GNNRouter:
+        """Rebuild a trained router on ``data`` (the graph now) for serving.
+
+        Its training queries (by id) give the outcome messages; every decision in
+        ``data`` describes its user (users and decisions added since training
+        count, without retraining), and every outcome in ``data`` may be seen.
+        """
+        config = dict(state["config"])  # type: ignore[arg-type]
+        seed = int(config.pop("seed", 0))
+        config.pop("router", None)
+        router = cls(seed=seed, **(config | {"device": device}))
+        ids = {q: i for i, q in enumerate(data.query_ids)}
+        train = np.zeros(len(data.query_ids), dtype=bool)
+        val = np.zeros_like(train)
+        train[[ids[q] for q in state["train_queries"] if q in ids]] = True  # type: ignore[attr-defined]
+        val[[ids[q] for q in state["val_queries"] if q in ids]] = True  # type: ignore[attr-defined]
+        split = Split(train=train, val=val, test=~(train | val))
+        router._set_cost_rank(data, split)
+        router._prepare(
+            data,
+            split,
+            seen=np.ones_like(train),
+            decisions=np.arange(len(data.dec_user)),
+            pairs=np.arange(len(data.pref_user)),
+            task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
+        )
+        router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
+        router._states = None
+        router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
+        return router
 
 
 class NonPersonalizedGNNRouter(GNNRouter):

@@ -16,6 +16,11 @@ reproducible from the seed.
 The paper's setting is 9 users with alpha = 0.2, 0.3, ..., 1.0 (``alphas=
 "grid"``); its later benchmark has 1,000 users, for which alphas can be drawn
 from ``uniform`` or ``beta:A,B``.
+
+:func:`simulate_preferences` makes the same users judge pairs instead of
+choosing: shown two LLMs' answers to a query, a user prefers the one with the
+higher (perceived) reward, or calls it a tie when the rewards are equal
+(``PREFERRED {query_id, over, tie}`` edges).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "draw_alphas",
     "load_outcomes",
     "simulate_cost_efficiency",
+    "simulate_preferences",
     "task_min_max",
 ]
 
@@ -173,3 +179,66 @@ def simulate_cost_efficiency(
         }
     )
     return {"User": users, "ASKED": asked, "CHOSE": chose}
+
+
+def simulate_preferences(
+    outcomes: Outcomes,
+    *,
+    n_users: int = 9,
+    alphas: str = "grid",
+    pairs_per_query: int = 2,
+    noise: float = 0.0,
+    queries_per_user: int | None = None,
+    seed: int = 0,
+    user_prefix: str = "pref-user-",
+) -> dict[str, pa.Table]:
+    """Simulated users' pairwise judgements, as graph tables (User, ASKED, PREFERRED).
+
+    For each query a user sees, ``pairs_per_query`` random pairs of LLMs with an
+    outcome are judged by the user's reward (perceived with ``noise`` like
+    :func:`simulate_cost_efficiency`); equal rewards are ties.
+    """
+    if noise < 0 or pairs_per_query < 1:
+        raise ConfigError("noise must be >= 0 and pairs_per_query >= 1")
+    weights = draw_alphas(n_users, alphas, seed)
+    width = len(str(n_users - 1))
+    user_ids = [f"{user_prefix}{u:0{width}d}" for u in range(n_users)]
+    perf, norm = outcomes.performance, task_min_max(outcomes.cost, outcomes.task_index)
+    rng = np.random.default_rng(seed + 2)
+    n_queries = len(outcomes.query_ids)
+    llm_array = np.asarray(outcomes.llm_ids, dtype=object)
+    qid_array = np.asarray(outcomes.query_ids, dtype=object)
+    asked_src, asked_dst = [], []
+    src, dst, over, qids, ties = [], [], [], [], []
+    for u, alpha in enumerate(weights):
+        rows = np.arange(n_queries)
+        if queries_per_user is not None and queries_per_user < n_queries:
+            rows = np.sort(rng.choice(n_queries, size=queries_per_user, replace=False))
+        for q in rows:
+            candidates = np.flatnonzero(~np.isnan(perf[q]))
+            if len(candidates) < 2:
+                continue
+            p = perf[q] + (rng.normal(0, noise, perf.shape[1]) if noise else 0.0)
+            reward = alpha * p - (1 - alpha) * norm[q]
+            asked_src.append(user_ids[u])
+            asked_dst.append(qid_array[q])
+            seen: set[tuple[int, int]] = set()
+            for _ in range(pairs_per_query):
+                a, b = sorted(rng.choice(candidates, 2, replace=False).tolist())
+                if (a, b) in seen:
+                    continue
+                seen.add((a, b))
+                tie = bool(np.isclose(reward[a], reward[b], rtol=0, atol=1e-12))
+                win, lose = (a, b) if tie or reward[a] > reward[b] else (b, a)
+                src.append(user_ids[u])
+                dst.append(llm_array[win])
+                over.append(llm_array[lose])
+                qids.append(qid_array[q])
+                ties.append(tie)
+    return {
+        "User": pa.table({"id": user_ids, "alpha": weights.astype(float)}),
+        "ASKED": pa.table({"src": asked_src, "dst": asked_dst}),
+        "PREFERRED": pa.table(
+            {"src": src, "dst": dst, "query_id": qids, "over": over, "tie": ties}
+        ),
+    }

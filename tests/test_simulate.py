@@ -96,3 +96,30 @@ def test_on_routerbench_in_the_graph(store, routerbench_dir):
             assert edge["dst"] == expected and edge["reward"] == pytest.approx(reward.max())
     again = write_tables(store, simulate_cost_efficiency(outcomes, n_users=9))
     assert again["CHOSE"].unchanged == 9 * 3164
+
+
+def test_pairwise_judgements_follow_each_users_reward():
+    from prouter.simulate import simulate_preferences
+
+    outcomes = tiny()
+    tables = simulate_preferences(outcomes, n_users=2, pairs_per_query=3, seed=0)
+    judged = tables["PREFERRED"].to_pylist()
+    assert judged and {r["src"] for r in judged} == {"pref-user-0", "pref-user-1"}
+    alpha = {"pref-user-0": 0.2, "pref-user-1": 1.0}
+    norm = task_min_max(outcomes.cost, outcomes.task_index)
+    q_row = {q: i for i, q in enumerate(outcomes.query_ids)}
+    l_col = {m: j for j, m in enumerate(outcomes.llm_ids)}
+    for r in judged:
+        a, i = alpha[r["src"]], q_row[r["query_id"]]
+        reward = a * outcomes.performance[i] - (1 - a) * norm[i]
+        win, lose = reward[l_col[r["dst"]]], reward[l_col[r["over"]]]
+        assert (win == pytest.approx(lose)) if r["tie"] else win > lose
+    # alpha = 1 on q2 (all performances 1.0): every pair it judged there is a tie.
+    q2 = [r for r in judged if r["src"] == "pref-user-1" and r["query_id"] == "q2"]
+    assert q2 and all(r["tie"] for r in q2)
+    assert (
+        tables["PREFERRED"]
+        == simulate_preferences(outcomes, n_users=2, pairs_per_query=3)["PREFERRED"]
+    )
+    with pytest.raises(ConfigError):
+        simulate_preferences(outcomes, pairs_per_query=0)

@@ -49,10 +49,14 @@ class Router(abc.ABC):
 
     def fit(self, data: RoutingData, split: Split) -> Router:
         """Learn from the training (and validation) part of ``split``; returns self."""
-        train_cost = train_mean_cost(data, split)
-        self._cost_rank = np.argsort(np.argsort(np.nan_to_num(train_cost, nan=np.inf)))
+        self._set_cost_rank(data, split)
         self._fit(data, split)
         return self
+
+    def _set_cost_rank(self, data: RoutingData, split: Split) -> None:
+        """Rank of each LLM's mean training cost: the tie-break of :meth:`route`."""
+        train_cost = train_mean_cost(data, split)
+        self._cost_rank = np.argsort(np.argsort(np.nan_to_num(train_cost, nan=np.inf)))
 
     @abc.abstractmethod
     def _fit(self, data: RoutingData, split: Split) -> None: ...

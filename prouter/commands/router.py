@@ -31,6 +31,14 @@ from prouter.commands.common import Settings, comma_list, domain_errors, echo_wr
     show_default=True,
     help="Write the RouterModel node, test predictions and evaluations to the graph.",
 )
+@click.option(
+    "--few-shot",
+    help="Also evaluate these few-shot settings (comma-separated: new_user, new_llm) and "
+    "write them back as EVALUATED edges per user and k.",
+)
+@click.option(
+    "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
+)
 @click.pass_obj
 def train(
     settings: Settings,
@@ -41,16 +49,21 @@ def train(
     tasks: str | None,
     model_dir: Path,
     write_back: bool,
+    few_shot: str | None,
+    shots: str,
 ) -> None:
     """Train the personalized GNN router; select on validation, test once.
 
     Saves a versioned checkpoint (config, data snapshot, metrics) and, by
     default, records it as a RouterModel node with its test predictions
-    (ROUTED_TO) and per-user evaluation (EVALUATED).
+    (ROUTED_TO) and per-user evaluation (EVALUATED); with --few-shot, also
+    the new-user / new-LLM evaluations per k.
 
-    Example:
+    Examples:
 
+    \b
         prouter train --seed 0 --device auto
+        prouter train --few-shot new_user,new_llm --shots 0,1,3,5,10
     """
     from gnn.service import train_and_record
 
@@ -63,9 +76,17 @@ def train(
             model_dir=model_dir,
             write_back=write_back,
             config={"epochs": epochs, "hidden": hidden, "device": device},
+            few_shot=[s.replace("-", "_") for s in comma_list(few_shot) or []],
+            shots=[int(k) for k in shots.split(",")],
         )
     click.echo(f"model {result.version} saved to {result.checkpoint}")
     for part, metrics in result.metrics.items():
+        if "shots" in metrics:  # a few-shot setting
+            click.echo(
+                f"  {part}: held out {', '.join(metrics['held_out'])}; reward of trained "
+                + "  ".join(f"k={k} {m['of_trained']:.1%}" for k, m in metrics["shots"].items())
+            )
+            continue
         click.echo(
             f"  {part:<5} "
             + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n")
@@ -73,6 +94,9 @@ def train(
         )
     if result.written:
         echo_written(result.written)
+
+
+SETTINGS = ("general", "new_user", "new_llm")
 
 
 @click.command()
@@ -85,47 +109,140 @@ def train(
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--tasks", help="Comma-separated task ids (default: all).")
 @click.option("--epochs", default=300, show_default=True, help="Most epochs of the GNNs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--settings",
+    "settings_",
+    default="general",
+    show_default=True,
+    help="Comma-separated: general (the comparison table), new_user (held-out users "
+    "onboarded with k decisions), new_llm (a held-out LLM added with k outcomes). "
+    "The few-shot settings need the gnn router.",
+)
+@click.option(
+    "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
+)
+@click.option(
+    "--held-out-users",
+    default=1 / 3,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Fraction of users held out in the new-user setting (redrawn per seed).",
+)
+@click.option(
+    "--new-llm", help="LLM id held out in the new-llm setting (default: the most chosen one)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def evaluate(
-    settings: Settings, routers: str, seeds: str, tasks: str | None, epochs: int, as_json: bool
+    settings: Settings,
+    routers: str,
+    seeds: str,
+    tasks: str | None,
+    epochs: int,
+    settings_: str,
+    shots: str,
+    held_out_users: float,
+    new_llm: str | None,
+    as_json: bool,
 ) -> None:
     """Compare the GNN router with the baselines on the same splits and metrics.
 
     Each seed gives one split by query (a data set's own test split is kept);
     every router is fitted on its training part, selected on validation and
-    evaluated once on the test part. Prints mean ± std over seeds.
+    evaluated once on the test part. Prints mean ± std over seeds. The
+    few-shot settings reuse each seed's fitted gnn as the "trained with them"
+    reference and report each k's reward as a fraction of it.
 
-    Example:
+    Examples:
 
+    \b
         prouter evaluate --routers gnn,mlp,knn,best_single_user --seeds 0,1,2
+        prouter evaluate --routers gnn --settings new_user,new_llm --shots 0,1,3,5,10
     """
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
+    from gnn.fewshot import run_setting
 
+    wanted = [s.replace("-", "_") for s in comma_list(settings_) or ["general"]]
+    bad = [s for s in wanted if s not in SETTINGS]
+    if bad:
+        raise click.BadParameter(
+            f"{bad}; valid settings: {', '.join(SETTINGS)}", param_hint="--settings"
+        )
     names = list(router_registry()) if routers == "all" else comma_list(routers) or []
+    if set(wanted) - {"general"} and "gnn" not in names:
+        raise click.BadParameter(
+            "the few-shot settings need the gnn router", param_hint="--routers"
+        )
     seed_list = [int(s) for s in seeds.split(",")]
+    shot_list = [int(k) for k in shots.split(",")]
     with settings.open(read_only=True) as store:
         data = domain_errors(load_routing_data, store, tasks=comma_list(tasks))
+    fewshot: dict[str, list] = {s: [] for s in wanted if s != "general"}
 
     def progress(name: str, seed: int, metrics) -> None:  # type: ignore[no-untyped-def]
-        if not as_json:
-            click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}", err=True)
+        click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}", err=True)
 
-    gnn_config = {"epochs": epochs}
+    def few_shot(name: str, seed: int, split, router) -> None:  # type: ignore[no-untyped-def]
+        if name != "gnn":
+            return
+        for setting, results in fewshot.items():
+            results.append(
+                domain_errors(
+                    run_setting,
+                    setting,
+                    data,
+                    split,
+                    router,
+                    shots=shot_list,
+                    seed=seed,
+                    held_out_fraction=held_out_users,
+                    llm_id=new_llm,
+                )
+            )
+
+    gnn_config = {"epochs": epochs, "progress": True}  # bars on stderr, when it is a terminal
     comparison = domain_errors(
         compare_routers,
         data,
-        names,
+        names if "general" in wanted else ["gnn"],
         seed_list,
         on_result=progress,
+        on_fitted=few_shot if fewshot else None,
         configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
     )
+    _print_results(data, seed_list, comparison if "general" in wanted else None, fewshot, as_json)
+
+
+def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from gnn.fewshot import summarise, table
+
     if as_json:
-        click.echo(json.dumps({"seeds": seed_list, "routers": comparison.summary()}, indent=2))
-    else:
-        click.echo(
-            f"{len(data.query_ids)} queries, {data.num_llms} LLMs, {len(data.user_ids)} "
-            f"users; test metrics, mean±std over seeds {seed_list}"
-        )
+        out: dict[str, object] = {
+            "seeds": seeds,
+            "data": {
+                "queries": len(data.query_ids),
+                "llms": data.num_llms,
+                "users": len(data.user_ids),
+                "decisions": len(data.dec_user),
+            },
+        }
+        if comparison is not None:
+            out["routers"] = comparison.summary()
+            out["per_user"] = comparison.user_summary()
+        for setting, results in fewshot.items():
+            out[setting] = {
+                "runs": [r.summary() for r in results],
+                "mean_std": summarise(results),
+            }
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(
+        f"{len(data.query_ids)} queries, {data.num_llms} LLMs, {len(data.user_ids)} "
+        f"users; test metrics, mean±std over seeds {seeds}"
+    )
+    if comparison is not None:
         click.echo(comparison.table())
+    for results in fewshot.values():
+        click.echo("")
+        click.echo(table(results))

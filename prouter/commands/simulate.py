@@ -73,6 +73,72 @@ def simulate_cost_efficiency(
     echo_written(written)
 
 
+@simulate.command("preferences")
+@click.option("--users", default=9, show_default=True, help="Number of simulated users.")
+@click.option(
+    "--alphas",
+    default="grid",
+    show_default=True,
+    help="User quality weights: grid (0.2..1.0 evenly, the paper's), uniform, beta:A,B.",
+)
+@click.option("--pairs", default=2, show_default=True, help="Pairs of LLMs judged per query.")
+@click.option(
+    "--noise",
+    default=0.0,
+    show_default=True,
+    help="Std of the noise on the performance a user perceives when judging.",
+)
+@click.option(
+    "--queries-per-user",
+    type=int,
+    default=None,
+    help="Queries each user judges, drawn at random (default: all).",
+)
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.pass_obj
+def simulate_preferences(
+    settings: Settings,
+    users: int,
+    alphas: str,
+    pairs: int,
+    noise: float,
+    queries_per_user: int | None,
+    seed: int,
+) -> None:
+    """Add users who judge pairs of answers by the cost-efficiency reward.
+
+    Each judgement becomes a PREFERRED edge (winner, over the loser, tie when
+    the two rewards are equal); users are named pref-user-N.
+
+    Example:
+
+        prouter simulate preferences --users 9 --pairs 3 --noise 0.1
+    """
+    from graphdb.ingest import write_tables
+    from prouter.simulate import load_outcomes
+    from prouter.simulate import simulate_preferences as simulate_judges
+
+    with settings.open() as store:
+        outcomes = domain_errors(load_outcomes, store)
+        tables = domain_errors(
+            simulate_judges,
+            outcomes,
+            n_users=users,
+            alphas=alphas,
+            pairs_per_query=pairs,
+            noise=noise,
+            queries_per_user=queries_per_user,
+            seed=seed,
+        )
+        written = domain_errors(write_tables, store, tables)
+    ties = sum(tables["PREFERRED"].column("tie").to_pylist())
+    click.echo(
+        f"{users} users judged {tables['PREFERRED'].num_rows} pairs ({ties} ties) on "
+        f"{len(outcomes.query_ids)} queries x {len(outcomes.llm_ids)} LLMs"
+    )
+    echo_written(written)
+
+
 @simulate.command("judge")
 @click.option(
     "--base-url",

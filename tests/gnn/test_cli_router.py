@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import torch
 from click.testing import CliRunner
 from tests_gnn_support import build_store
@@ -52,8 +53,70 @@ def test_evaluate_prints_a_table_and_json(tmp_path):
     assert table.exit_code == 0, table.output
     assert re.search(r"^oracle +0\.\d+±0\.\d+ +100\.0%", table.output, re.MULTILINE)
     as_json = CliRunner().invoke(cli, [*args, "--json"])
-    summary = json.loads(as_json.output)
+    summary = json.loads(as_json.stdout)
     assert summary["seeds"] == [0, 1]
     assert summary["routers"]["oracle"]["accuracy"] == [1.0, 0.0]
     bad = CliRunner().invoke(cli, ["--store", url, "evaluate", "--routers", "nope"])
     assert bad.exit_code == 1 and "valid routers: gnn" in bad.output
+
+
+def test_train_writes_back_the_few_shot_evaluations_per_k(tmp_path):
+    url = build_store(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--store",
+            url,
+            "train",
+            "--epochs",
+            "15",
+            "--model-dir",
+            str(tmp_path / "models"),
+            "--few-shot",
+            "new_user,new-llm",
+            "--shots",
+            "0,2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "new_user: held out" in result.output and "k=2" in result.output
+    version = re.search(r"model (gnn-\S+) saved", result.output).group(1)
+    checkpoint = torch.load(tmp_path / "models" / f"{version}.pt", weights_only=False)
+    with open_store(url) as store:
+        evaluated = store.export_edges("EVALUATED").to_pylist()
+    by_setting: dict[tuple[str, int], list[dict]] = {}
+    for e in evaluated:
+        by_setting.setdefault((e["setting"], e["shots"]), []).append(e)
+    assert set(by_setting) == {
+        ("general", 0),
+        ("new_user", 0),
+        ("new_user", 2),
+        ("new_llm", 0),
+        ("new_llm", 2),
+    }
+    new_user = checkpoint["metrics"]["new_user"]
+    # One held-out user of three; its EVALUATED edge carries the reward the run measured.
+    assert [e["dst"] for e in by_setting[("new_user", 2)]] == new_user["held_out"]
+    assert by_setting[("new_user", 2)][0]["reward"] == pytest.approx(new_user["shots"][2]["reward"])
+    # The new-LLM setting routes every test decision again: all users, all test decisions.
+    assert sum(e["n"] for e in by_setting[("new_llm", 2)]) == checkpoint["metrics"]["test"]["n"]
+    bad = CliRunner().invoke(cli, ["--store", url, "train", "--few-shot", "nope"])
+    assert bad.exit_code == 1 and "valid: new_user, new_llm" in bad.output
+
+
+def test_evaluate_reports_the_few_shot_settings(tmp_path):
+    url = build_store(tmp_path)
+    args = ["--store", url, "evaluate", "--routers", "gnn", "--seeds", "0", "--epochs", "10"]
+    result = CliRunner().invoke(cli, [*args, "--settings", "new_user,new_llm", "--shots", "0,3"])
+    assert result.exit_code == 0, result.output
+    assert "new_user: held out" in result.output and "new_llm: held out" in result.output
+    as_json = json.loads(
+        CliRunner()
+        .invoke(cli, [*args, "--settings", "new_user", "--shots", "0,3", "--json"])
+        .stdout
+    )
+    assert "routers" not in as_json  # general not asked for
+    assert set(as_json["new_user"]["mean_std"]) == {"0", "3"}
+    assert as_json["new_user"]["runs"][0]["n"] > 0
+    bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp"])
+    assert bad.exit_code == 2 and "need the gnn router" in bad.output

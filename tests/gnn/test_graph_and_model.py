@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from gnn.graph import ANSWERED_BY, CHOSE, SIMILAR, build_graph, knn_train_neighbours
+from gnn.graph import (
+    ANSWERED_BY,
+    CHOSE,
+    SIMILAR,
+    build_graph,
+    knn_train_neighbours,
+    neighbour_outcomes,
+)
 from gnn.model import PersonalizedRouterGNN
 
 
@@ -32,6 +40,21 @@ def test_knn_picks_the_most_similar_training_queries():
     assert w[3] > 0.9
 
 
+def test_neighbour_outcomes_per_llm_use_only_the_queries_it_answered():
+    emb = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    perf = np.array([[1.0, 0.0], [0.0, np.nan], [1.0, 1.0], [np.nan, np.nan]])
+    cost = np.array([[0.1, 0.2], [0.3, np.nan], [0.5, 0.6], [np.nan, np.nan]])
+    nb = neighbour_outcomes(emb, emb, perf, cost, k=1, same=np.arange(4))
+    # Query 0: LLM 0's nearest answered query is 1 (itself excluded); LLM 1 only has 2.
+    np.testing.assert_allclose(nb[0, :, :2], [[0.0, 0.3], [1.0, 0.6]])
+    # Query 3 has no outcome itself but hears query 2 for both LLMs.
+    np.testing.assert_allclose(nb[3, :, :2], [[1.0, 0.5], [1.0, 0.6]])
+    assert nb[3, 0, 2] == pytest.approx(0.9 / np.hypot(0.1, 0.9), rel=1e-5)
+    # An LLM with no reference outcome gets all-zero messages.
+    none = neighbour_outcomes(emb, emb, np.full((4, 1), np.nan), np.full((4, 1), np.nan), k=3)
+    assert not none.any()
+
+
 def toy_model(**kw) -> PersonalizedRouterGNN:
     torch.manual_seed(0)
     return PersonalizedRouterGNN(query_dim=8, llm_dim=6, num_llms=3, num_tasks=2, hidden=16, **kw)
@@ -40,17 +63,18 @@ def toy_model(**kw) -> PersonalizedRouterGNN:
 def test_model_shapes_and_repr():
     model = toy_model()
     assert repr(model) == "PersonalizedRouterGNN(8, 6, llms=3, hidden=16, personalized=True)"
-    x, task, neigh = torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), torch.rand(4, 6)
-    h_q = model.encode_queries(x, task, neigh)
+    x, task, neigh = torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), torch.rand(4, 3, 3)
+    h_q = model.encode_queries(x, task)
     h_l = model.encode_llms(torch.randn(3, 6))
-    perf, cost = model.outcomes(h_q, h_l)
+    perf, cost = model.outcomes(h_q, h_l, neigh)
     assert h_q.shape == (4, 16) and h_l.shape == (3, 16) and perf.shape == cost.shape == (4, 3)
     users, queries, llms = (
         torch.tensor([0, 0, 1, 2]),
         torch.tensor([0, 1, 2, 3]),
         torch.tensor([2, 2, 0, 1]),
     )
-    msgs = model.decision_messages(h_q, h_l, perf, cost, queries, llms)
+    candidates = torch.ones(4, 3, dtype=torch.bool)
+    msgs = model.decision_messages(h_q, h_l, perf, cost, candidates, queries, llms)
     total, count = model.user_states(msgs, users, num_users=3)
     assert (
         msgs.shape == (4, 16) and total.shape == (3, 16) and count.squeeze(1).tolist() == [2, 1, 1]
@@ -60,12 +84,12 @@ def test_model_shapes_and_repr():
 
 
 def test_users_change_scores_only_when_personalized():
-    x, task, neigh = torch.randn(2, 8), torch.tensor([0, 1]), torch.rand(2, 6)
+    x, task, neigh = torch.randn(2, 8), torch.tensor([0, 1]), torch.rand(2, 3, 3)
     for personalized in (True, False):
         model = toy_model(personalized=personalized).eval()
-        h_q = model.encode_queries(x, task, neigh)
+        h_q = model.encode_queries(x, task)
         h_l = model.encode_llms(torch.randn(3, 6))
-        perf, cost = model.outcomes(h_q, h_l)
+        perf, cost = model.outcomes(h_q, h_l, neigh)
         a = model.utility(torch.zeros(2, 16), h_l, torch.sigmoid(perf), cost)
         b = model.utility(torch.randn(2, 16), h_l, torch.sigmoid(perf), cost)
         assert torch.allclose(a, b) is (not personalized)

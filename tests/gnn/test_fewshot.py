@@ -1,0 +1,93 @@
+"""New users and new LLMs join a trained router without retraining; checkpoints round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gnn.evaluate import evaluate
+from gnn.fewshot import held_out_users, most_chosen_llm, new_llm_evaluation, new_user_evaluation
+from gnn.train import GNNRouter
+
+FAST = {"epochs": 60, "patience": 20, "hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def reference(routing_data, routing_split):
+    return GNNRouter(seed=0, **FAST).fit(routing_data, routing_split)
+
+
+def test_new_users_start_from_the_prior_and_learn_from_their_shots(
+    reference, routing_data, routing_split
+):
+    data = routing_data
+    users = held_out_users(data, seed=0)
+    assert len(users) == 3
+    result = new_user_evaluation(data, routing_split, reference, users, shots=(0, 1, 10))
+    assert result.dropped_decisions == int(np.isin(data.dec_user, users).sum())
+    assert np.isin(data.dec_user[result.idx], users).all()
+    assert routing_split.test[data.dec_query[result.idx]].all()
+    # Without shots, a held-out user is unknown: every one of them gets the same pick.
+    zero = result.picks[0]
+    for q in np.unique(data.dec_query[result.idx]):
+        assert len(set(zero[data.dec_query[result.idx] == q].tolist())) == 1
+    # Their own decisions make the picks personal.
+    assert not np.array_equal(result.picks[10], zero)
+    assert result.reference.reward == pytest.approx(
+        np.mean(
+            data.reward(data.dec_user[result.idx], data.dec_query[result.idx])[
+                np.arange(len(result.idx)), result.reference_picks
+            ]
+        )
+    )
+    assert all(np.isfinite(result.reward_fraction(k)) for k in (0, 1, 10))
+
+
+def test_a_new_llm_is_routed_to_after_a_few_outcomes(reference, routing_data, routing_split):
+    data = routing_data
+    llm = most_chosen_llm(data, routing_split)
+    result = new_llm_evaluation(data, routing_split, reference, llm, shots=(0, 10))
+    assert result.dropped_decisions == int((data.dec_llm == llm).sum())
+    trained = evaluate(reference, data, routing_split, "test")
+    assert (result.reference.n, result.reference.reward) == (trained.n, trained.reward)
+    assert (result.picks[10] == llm).any()
+    assert not np.array_equal(result.picks[0], result.picks[10])
+
+
+def test_checkpoint_state_round_trips(reference, routing_data, routing_split, tmp_path):
+    data = routing_data
+    path = tmp_path / "model.pt"
+    torch.save(reference.state(), path)
+    state = torch.load(path, weights_only=False)
+    # Serving uses every decision in the graph; with only the training ones it is the same router.
+    train = routing_split.train[data.dec_query]
+    same_decisions = dataclasses.replace(
+        data,
+        dec_user=data.dec_user[train],
+        dec_query=data.dec_query[train],
+        dec_llm=data.dec_llm[train],
+    )
+    loaded = GNNRouter.from_state(state, same_decisions, device="cpu")
+    idx = np.flatnonzero(routing_split.test[data.dec_query])[:200]
+    users, queries = data.dec_user[idx], data.dec_query[idx]
+    np.testing.assert_allclose(
+        loaded.score(data, users, queries), reference.score(data, users, queries), atol=1e-5
+    )
+
+
+def test_predict_scores_new_query_texts_like_graph_queries(reference, routing_data, routing_split):
+    data = routing_data
+    idx = np.flatnonzero(routing_split.test[data.dec_query])[:50]
+    users, queries = data.dec_user[idx], data.dec_query[idx]
+    tasks = [data.task_ids[t] for t in data.query_task[queries]]
+    pred = reference.predict(data.query_emb[queries], tasks, users)
+    np.testing.assert_allclose(pred.utility, reference.score(data, users, queries), atol=1e-5)
+    assert ((pred.performance >= 0) & (pred.performance <= 1)).all()
+    # An unknown user gets the population prior: the same scores whatever the "user".
+    prior = reference.predict(data.query_emb[queries[:2]], tasks[:2], np.array([-1, -1]))
+    assert prior.utility.shape == (2, data.num_llms)
+    with pytest.raises(Exception, match="unknown tasks"):
+        reference.predict(data.query_emb[:1], ["no-such-task"], np.array([0]))
