@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import click
 
-from prouter.commands import data, ingest, neo4j, router, simulate
+from prouter.commands import (
+    cypher,
+    data,
+    ingest,
+    neo4j,
+    report,
+    route,
+    router,
+    serve,
+    simulate,
+)
 from prouter.commands.common import DEFAULT_STORE, Settings
 
 __all__ = ["cli", "main"]
@@ -72,6 +82,10 @@ cli.add_command(router.evaluate)
 cli.add_command(data.generate)
 cli.add_command(data.graph)
 cli.add_command(neo4j.neo4j)
+cli.add_command(cypher.cypher)
+cli.add_command(route.route)
+cli.add_command(serve.serve)
+cli.add_command(report.report)
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
-"""The main job end to end on the embedded default: synthetic workload -> graph -> summary.
+"""The main job end to end on the embedded default.
 
-Later stages (training, routing, evaluation) join here as they are built.
+Synthetic workload -> canonical file -> graph -> embeddings -> a look at the
+graph -> train the GNN router (validation selection, test once) -> write its
+predictions and evaluations back -> route a new query for a known and a new user.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import click
 
-from graphdb.ingest import ingest_files
+from graphdb.ingest import ingest_files, write_stats_lines
 from graphdb.store import GraphStore
 from prouter.errors import ConfigError
 from prouter.synthetic import generate
@@ -47,9 +49,10 @@ def run_demo(
     users: int,
     llms: int,
     seed: int,
+    epochs: int = 100,
     workdir: Path = Path("prouter-data"),
 ) -> None:
-    """Generate, write, ingest, embed and summarise a synthetic workload."""
+    """Generate, ingest, embed, train, write back and route (see the module docstring)."""
     t0 = time.perf_counter()
     workload = generate(n_queries=queries, n_users=users, n_llms=llms, seed=seed)
     path = workdir / f"synthetic-{queries}q-{users}u-{llms}l-seed{seed}.jsonl"
@@ -68,6 +71,12 @@ def run_demo(
             + ", ".join(f"{label} {n}" for label, n in embedded.items())
             + f" ({embedder.misses} encoded, {embedder.hits} from the cache)"
         )
+        _graph_tour(store, workload.user_ids)
+        _train_and_route(store, embedder, workload, workdir, epochs=epochs, seed=seed)
+    click.echo(f"done in {time.perf_counter() - t0:.1f}s")
+
+
+def _graph_tour(store: GraphStore, user_ids: Sequence[str]) -> None:
     click.echo("4. what the graph holds:")
     for name, count in store.counts().items():
         click.echo(f"   {name:<12} {count:>8}")
@@ -81,8 +90,32 @@ def run_demo(
                 f"  cost ${row['mean_cost']:.6f}  (n={row['n']})"
             )
     click.echo("6. what the cheapest-minded and the quality-minded user chose:")
-    for user in (workload.user_ids[0], workload.user_ids[-1]):
+    for user in (user_ids[0], user_ids[-1]):
         shares = store.query("user_choice_share", user_id=user).to_pylist()[:3]
         top = ", ".join(f"{r['llm_id']} {r['share']:.0%}" for r in shares)
         click.echo(f"   {user}: {top}")
-    click.echo(f"done in {time.perf_counter() - t0:.1f}s")
+
+
+def _train_and_route(
+    store: GraphStore, embedder: Any, workload: Any, workdir: Path, *, epochs: int, seed: int
+) -> None:
+    from gnn.service import train_and_record
+    from gnn.serving import RoutingService
+    from prouter.commands.route import format_result
+
+    result = train_and_record(
+        store, seed=seed, model_dir=workdir / "models", config={"epochs": epochs}
+    )
+    test = result.metrics["test"]
+    click.echo(
+        f"7. trained {result.version} ({result.checkpoint}): test reward {test['reward']:.4f} "
+        f"({test['reward_of_oracle']:.1%} of the oracle), accuracy {test['accuracy']:.3f}"
+    )
+    for line in write_stats_lines(result.written):
+        click.echo(f"   {line}")
+    service = RoutingService(store, embedder, model_dir=workdir / "models")
+    text = "Write a Python function that merges two sorted lists."
+    for user in (workload.user_ids[-1], "someone-new"):
+        click.echo(f"8. prouter route --user {user} {text!r}")
+        for line in format_result(service.route(user, text), top=3):
+            click.echo(f"   {line}")

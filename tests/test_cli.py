@@ -51,14 +51,20 @@ def test_help_imports_no_heavy_library():
 def test_demo_runs_end_to_end_and_is_repeatable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = f"ladybug:{tmp_path / 'g.lbug'}"
-    first = CliRunner().invoke(cli, ["--store", store, "demo", "--queries", "200", "--users", "4"])
+    args = ["--store", store, "demo", "--queries", "200", "--users", "4", "--epochs", "10"]
+    first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert re.search(r"ANSWERED_BY +created +2000 ", first.output)
     assert re.search(r"^ +Query +200$", first.output, re.MULTILINE)
-    second = CliRunner().invoke(cli, ["--store", store, "demo", "--queries", "200", "--users", "4"])
+    assert re.search(r"^7\. trained gnn-\S+ .*test reward 0\.\d+", first.output, re.MULTILINE)
+    assert "8. prouter route --user user-0003" in first.output
+    assert "8. prouter route --user someone-new" in first.output
+    assert "population prior" in first.output
+    second = CliRunner().invoke(cli, args)
     assert re.search(r"ANSWERED_BY +created +0 +updated +0 +unchanged +2000", second.output)
     summary = CliRunner().invoke(cli, ["--store", store, "graph", "summary"])
     assert re.search(r"^CHOSE +200$", summary.output, re.MULTILINE)
+    assert re.search(r"^RouterModel +2$", summary.output, re.MULTILINE)  # a version per run
 
 
 def test_generate_then_ingest_then_bad_input_fails_cleanly(tmp_path):

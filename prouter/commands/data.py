@@ -14,14 +14,18 @@ from prouter.commands.common import Settings, domain_errors
 @click.option("--users", default=9, show_default=True, help="Simulated users.")
 @click.option("--llms", default=10, show_default=True, help="Candidate LLMs.")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--epochs", default=100, show_default=True, help="Most training epochs.")
 @click.pass_obj
-def demo(settings: Settings, queries: int, users: int, llms: int, seed: int) -> None:
+def demo(settings: Settings, queries: int, users: int, llms: int, seed: int, epochs: int) -> None:
     """Run the main job end to end on a seeded synthetic workload.
 
     Generates a workload (LLMs with per-task skill and price, queries of
     varying difficulty, users with different cost/quality weights), writes it
-    as a canonical interaction file, ingests it into the store, and prints
-    what the graph holds. Re-running it converges to the same graph.
+    as a canonical interaction file, ingests it into the store, embeds it,
+    prints what the graph holds, trains the GNN router (checkpoint under
+    prouter-data/models/, predictions and evaluations written back) and
+    routes a new query for a known and for a new user. Re-running it ingests
+    nothing new and trains a new model version (older ones stay).
 
     Example:
 
@@ -30,7 +34,9 @@ def demo(settings: Settings, queries: int, users: int, llms: int, seed: int) -> 
     from prouter.demo import run_demo
 
     with settings.open() as store:
-        domain_errors(run_demo, store, queries=queries, users=users, llms=llms, seed=seed)
+        domain_errors(
+            run_demo, store, queries=queries, users=users, llms=llms, seed=seed, epochs=epochs
+        )
 
 
 @click.command()

@@ -1,0 +1,445 @@
+"""Serving the trained router: rank the LLMs for a user's new query, and say why.
+
+:class:`RoutingService` loads, once, the latest (or a named) trained router
+from its checkpoint, the graph as it is now (:class:`gnn.data.RoutingData`,
+query texts, who asked what) and a text embedder; then
+:meth:`RoutingService.route` answers ``(user, query text, task)`` with every
+candidate LLM ranked by the user's expected utility, plus an explanation drawn
+from the graph:
+
+* a known user (one with decisions or preference judgements in the graph):
+  their most similar past queries (by embedding, among the queries they asked
+  or judged), the LLM they chose on each and that LLM's outcome there
+  (``ANSWERED_BY`` performance and cost), and their preferences there;
+* a new user: routed with the population prior; the explanation lists the
+  known users' most common choices on the most similar known queries.
+
+A missing task is inferred from the most similar known queries. The graph is
+read when the service is built, and the store is not used afterwards (the
+embedded store stays free for other processes); build a new service to see
+later changes. :meth:`RoutingService.route_many` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from gnn.data import load_routing_data
+from graphdb.store import GraphStore
+from prouter.errors import ProuterError
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "Explanation",
+    "PastQuery",
+    "PriorChoice",
+    "RankedLLM",
+    "RouteRequest",
+    "RouteResult",
+    "RoutingService",
+    "TextEmbedder",
+    "resolve_version",
+]
+
+DEFAULT_MODEL_DIR = Path("prouter-data/models")
+
+
+class TextEmbedder(Protocol):
+    """What the service needs from an embedder (:class:`prouter.embeddings.Embedder`)."""
+
+    def embed(self, texts: Sequence[str], progress: bool = True) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """One query to route: who asks, the text, and the task (None: infer it)."""
+
+    user: str
+    query: str
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class RankedLLM:
+    """One candidate LLM: its rank (1 = best) and what the router expects of it."""
+
+    rank: int
+    llm_id: str
+    utility: float  # the user's expected utility, higher is better
+    performance: float  # predicted probability of success / score
+    cost: float  # predicted cost in USD
+
+
+@dataclass(frozen=True)
+class PastQuery:
+    """A graph query near the new one; for a known user, one they asked or decided on."""
+
+    query_id: str
+    text: str | None
+    task_id: str
+    similarity: float  # cosine similarity to the new query
+    chosen_llm: str | None  # the LLM the user chose there (None: no decision recorded)
+    performance: float | None  # ANSWERED_BY performance of the chosen LLM on that query
+    cost: float | None  # ANSWERED_BY cost (USD) of the chosen LLM on that query
+    preferred: list[tuple[str, str]] = field(default_factory=list)  # (winner, loser) judgements
+
+
+@dataclass(frozen=True)
+class PriorChoice:
+    """How often known users chose an LLM on the queries most similar to the new one."""
+
+    llm_id: str
+    decisions: int
+    share: float
+    users: list[str]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the ranking looks as it does, from the graph."""
+
+    known_user: bool
+    message: str
+    past_queries: list[PastQuery] = field(default_factory=list)  # known user: their nearest
+    prior_queries: list[str] = field(default_factory=list)  # new user: the queries considered
+    prior_choices: list[PriorChoice] = field(default_factory=list)  # new user
+    task_note: str | None = None  # how the task was inferred, when it was
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """The answer to one :class:`RouteRequest`."""
+
+    user: str
+    query: str
+    task: str
+    task_inferred: bool
+    model_version: str
+    ranking: list[RankedLLM]
+    explanation: Explanation
+
+    @property
+    def best(self) -> RankedLLM:
+        """The top-ranked LLM."""
+        return self.ranking[0]
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        """JSON-ready form; ``top`` keeps only the best ``top`` LLMs of the ranking."""
+        out = asdict(self)
+        out["ranking"] = out["ranking"][:top] if top else out["ranking"]
+        return out
+
+
+def resolve_version(store: GraphStore) -> str:
+    """The version of the latest RouterModel in the graph (by ``created_at``)."""
+    table = store.query("latest_router_model")
+    if table.num_rows == 0:
+        raise ProuterError(
+            "no trained router model in the graph (no RouterModel node): "
+            "train one first with `prouter train`"
+        )
+    return str(table.column("version")[0].as_py())
+
+
+def _load_checkpoint(model_dir: Path, version: str) -> dict[str, Any]:
+    path = Path(model_dir) / f"{version}.pt"
+    if not path.is_file():
+        found = sorted(p.stem for p in Path(model_dir).glob("*.pt"))
+        raise ProuterError(
+            f"no checkpoint for model {version!r} at {path}; "
+            + (f"models in {model_dir}: {', '.join(found)}" if found else f"{model_dir} has none")
+            + " (pass --model-dir to point at the folder `prouter train` saved it in)"
+        )
+    import torch
+
+    return torch.load(path, weights_only=False, map_location="cpu")
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+class RoutingService:
+    """A trained router with its graph context and an embedder, ready to route.
+
+    ``version`` None means the latest RouterModel of the graph; its checkpoint
+    is ``model_dir/<version>.pt``. ``similar`` past queries are listed per
+    explanation; the task is inferred from the ``infer_k`` most similar known
+    queries, and a new user's prior is explained with the ``prior_k`` most
+    similar queries that have decisions. Raises :class:`ProuterError` when no
+    model was trained, its checkpoint is missing, or the graph has no routing data.
+    """
+
+    def __init__(
+        self,
+        store: GraphStore,
+        embedder: TextEmbedder,
+        *,
+        model_dir: Path = DEFAULT_MODEL_DIR,
+        version: str | None = None,
+        device: str = "cpu",
+        similar: int = 3,
+        infer_k: int = 10,
+        prior_k: int = 5,
+    ) -> None:
+        from gnn.experiment import router_registry
+
+        self.version = version or resolve_version(store)
+        state = _load_checkpoint(model_dir, self.version)
+        registry = router_registry()
+        kind = str(state.get("router", "gnn"))
+        if kind not in registry or not hasattr(registry[kind], "from_state"):
+            raise ProuterError(f"checkpoint {self.version!r} holds an unservable router {kind!r}")
+        self.data = load_routing_data(store, tasks=list(state["task_ids"]))
+        self.router = registry[kind].from_state(state, self.data, device=device)
+        self.embedder = embedder
+        self.model_dir = Path(model_dir)
+        self.similar, self.infer_k, self.prior_k = similar, infer_k, prior_k
+        self._lock = threading.Lock()
+        self._read_context(store)
+
+    # -- graph context ------------------------------------------------------------
+    def _read_context(self, store: GraphStore) -> None:
+        data = self.data
+        q_index = {q: i for i, q in enumerate(data.query_ids)}
+        texts = store.export_nodes("Query", ["text"])
+        by_id = dict(
+            zip(texts.column("id").to_pylist(), texts.column("text").to_pylist(), strict=True)
+        )
+        self.query_text = [by_id.get(q) for q in data.query_ids]
+        self._unit = _unit_rows(data.query_emb)
+        self._user_row = {u: i for i, u in enumerate(data.user_ids)}
+        self._choice = {
+            (int(u), int(q)): int(m)
+            for u, q, m in zip(data.dec_user, data.dec_query, data.dec_llm, strict=True)
+        }
+        asked = store.export_edges("ASKED", [])
+        mine: dict[int, set[int]] = {}
+        for u, q in zip(
+            asked.column("src").to_pylist(), asked.column("dst").to_pylist(), strict=True
+        ):
+            if u in self._user_row and q in q_index:
+                mine.setdefault(self._user_row[u], set()).add(q_index[q])
+        self._prefs: dict[tuple[int, int], list[tuple[str, str]]] = {}
+        for u, q, win, lose in zip(
+            data.pref_user, data.pref_query, data.pref_win, data.pref_lose, strict=True
+        ):
+            pair = (data.llm_ids[int(win)], data.llm_ids[int(lose)])
+            self._prefs.setdefault((int(u), int(q)), []).append(pair)
+        judged_users = np.concatenate([data.dec_user, data.pref_user])
+        judged_queries = np.concatenate([data.dec_query, data.pref_query])
+        for u, q in zip(judged_users, judged_queries, strict=True):
+            mine.setdefault(int(u), set()).add(int(q))
+        self._user_queries = {u: np.array(sorted(qs), dtype=np.int64) for u, qs in mine.items()}
+        # Users the model has a state for: decisions (CHOSE) or preference judgements.
+        self._decided_users = set(np.unique(judged_users).tolist())
+        order = np.argsort(data.dec_query, kind="stable")
+        self._dec_order = order
+        self._dec_bounds = np.searchsorted(
+            data.dec_query[order], np.arange(len(data.query_ids) + 1)
+        )
+        self._has_decisions = np.diff(self._dec_bounds) > 0
+        self._model_tasks = set(self.router.task_ids)
+
+    def health(self) -> dict[str, Any]:
+        """What the service serves: model, tasks, LLMs and graph sizes."""
+        return {
+            "status": "ok",
+            "model_version": self.version,
+            "tasks": list(self.router.task_ids),
+            "llms": list(self.router.llm_ids),
+            "users": len(self.data.user_ids),
+            "queries": len(self.data.query_ids),
+            "decisions": len(self.data.dec_user),
+        }
+
+    # -- routing ------------------------------------------------------------------
+    def route(self, user: str, query: str, task: str | None = None) -> RouteResult:
+        """Rank the LLMs for ``user``'s ``query`` (task inferred when None), with a reason."""
+        return self.route_many([RouteRequest(user, query, task)])[0]
+
+    def route_many(self, requests: Sequence[RouteRequest]) -> list[RouteResult]:
+        """:meth:`route` for many requests at once (one embedding call, one forward pass)."""
+        if not requests:
+            return []
+        for i, req in enumerate(requests):
+            self._check(req, i if len(requests) > 1 else None)
+        emb = self._embed([r.query for r in requests])
+        sims = _unit_rows(emb) @ self._unit.T  # (B, Q) cosine similarity
+        tasks, notes = [], []
+        for req, row in zip(requests, sims, strict=True):
+            task, note = (req.task, None) if req.task else self._infer_task(row)
+            tasks.append(task)
+            notes.append(note)
+        rows = np.array(
+            [self._user_row[r.user] if self._known(r.user) else -1 for r in requests],
+            dtype=np.int64,
+        )
+        with self._lock:
+            pred = self.router.predict(emb, tasks, rows)
+        return [
+            self._result(req, tasks[i], notes[i], rows[i], sims[i], pred, i)
+            for i, req in enumerate(requests)
+        ]
+
+    def warm_up(self) -> None:
+        """Load the embedding model now and check it matches the graph's embeddings."""
+        self._embed(["warm-up"])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        emb = np.asarray(self.embedder.embed(texts, progress=False), dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[1] != self.data.query_emb.shape[1]:
+            raise ProuterError(
+                f"the embedder makes {emb.shape[-1]}-d vectors but the graph's query embeddings "
+                f"are {self.data.query_emb.shape[1]}-d: embed the graph with the same model "
+                "(`prouter embed --recompute --model ...`) or pick that model here"
+            )
+        return emb
+
+    def _check(self, req: RouteRequest, line: int | None) -> None:
+        where = f"request {line + 1}: " if line is not None else ""
+        if not isinstance(req.user, str) or not req.user.strip():
+            raise ProuterError(f"{where}the user id is missing or empty")
+        if not isinstance(req.query, str) or not req.query.strip():
+            raise ProuterError(f"{where}the query text is missing or empty")
+        if req.task is not None and req.task not in self._model_tasks:
+            raise ProuterError(
+                f"{where}unknown task {req.task!r}; the model knows: "
+                f"{', '.join(self.router.task_ids)}"
+            )
+
+    def _known(self, user: str) -> bool:
+        row = self._user_row.get(user)
+        return row is not None and row in self._decided_users
+
+    def _infer_task(self, sims: np.ndarray) -> tuple[str, str]:
+        k = min(self.infer_k, len(sims))
+        nearest = np.argsort(-sims, kind="stable")[:k]
+        votes: Counter[str] = Counter()
+        weight: dict[str, float] = {}
+        for q in nearest:
+            t = self.data.task_ids[int(self.data.query_task[q])]
+            votes[t] += 1
+            weight[t] = weight.get(t, 0.0) + max(float(sims[q]), 0.0)
+        task = max(votes, key=lambda t: (votes[t], weight[t]))
+        note = (
+            f"task {task!r} inferred from the {k} most similar known queries "
+            f"({votes[task]} of {k} are {task!r})"
+        )
+        return task, note
+
+    def _result(
+        self,
+        req: RouteRequest,
+        task: str,
+        note: str | None,
+        row: int,
+        sims: np.ndarray,
+        pred: Any,
+        i: int,
+    ) -> RouteResult:
+        order = np.argsort(-pred.utility[i], kind="stable")
+        ranking = [
+            RankedLLM(
+                rank=r + 1,
+                llm_id=self.router.llm_ids[m],
+                utility=float(pred.utility[i, m]),
+                performance=float(pred.performance[i, m]),
+                cost=float(pred.cost[i, m]),
+            )
+            for r, m in enumerate(order)
+        ]
+        if row >= 0:
+            explanation = self._explain_known(req.user, int(row), sims, note)
+        else:
+            explanation = self._explain_new(req.user, task, sims, note)
+        return RouteResult(
+            user=req.user,
+            query=req.query,
+            task=task,
+            task_inferred=req.task is None,
+            model_version=self.version,
+            ranking=ranking,
+            explanation=explanation,
+        )
+
+    # -- explanations ---------------------------------------------------------------
+    def _past_query(self, user: int, q: int, sim: float) -> PastQuery:
+        llm = self._choice.get((user, q))
+        data = self.data
+        return PastQuery(
+            query_id=data.query_ids[q],
+            text=self.query_text[q],
+            task_id=data.task_ids[int(data.query_task[q])],
+            similarity=float(sim),
+            chosen_llm=None if llm is None else data.llm_ids[llm],
+            performance=None if llm is None else _finite(data.performance[q, llm]),
+            cost=None if llm is None else _finite(data.cost[q, llm]),
+            preferred=self._prefs.get((user, q), []),
+        )
+
+    def _explain_known(
+        self, user: str, row: int, sims: np.ndarray, note: str | None
+    ) -> Explanation:
+        queries = self._user_queries.get(row, np.zeros(0, dtype=np.int64))
+        nearest = queries[np.argsort(-sims[queries], kind="stable")[: self.similar]]
+        past = [self._past_query(row, int(q), sims[q]) for q in nearest]
+        n_dec = int((self.data.dec_user == row).sum())
+        n_pref = int((self.data.pref_user == row).sum())
+        message = (
+            f"{user} is a known user ({n_dec} decisions, {n_pref} preference judgements, "
+            f"{len(queries)} past queries); ranked for them. "
+            f"Their {len(past)} most similar past queries are listed with what they chose."
+        )
+        return Explanation(known_user=True, message=message, past_queries=past, task_note=note)
+
+    def _explain_new(self, user: str, task: str, sims: np.ndarray, note: str | None) -> Explanation:
+        data = self.data
+        pool = np.flatnonzero(self._has_decisions)
+        same_task = pool[
+            data.task_ids[0:0] == [] and data.query_task[pool] == data.task_ids.index(task)
+        ]
+        if len(same_task):
+            pool = same_task
+        nearest = pool[np.argsort(-sims[pool], kind="stable")[: self.prior_k]]
+        counts: Counter[int] = Counter()
+        users: dict[int, set[str]] = {}
+        for q in nearest:
+            for d in self._dec_order[self._dec_bounds[q] : self._dec_bounds[q + 1]]:
+                m = int(data.dec_llm[d])
+                counts[m] += 1
+                users.setdefault(m, set()).add(data.user_ids[int(data.dec_user[d])])
+        total = sum(counts.values())
+        choices = [
+            PriorChoice(data.llm_ids[m], n, n / total, sorted(users[m]))
+            for m, n in sorted(counts.items(), key=lambda kv: (-kv[1], data.llm_ids[kv[0]]))
+        ]
+        why = (
+            "has no decisions or preferences in the graph"
+            if user in self._user_row
+            else "is not in the graph"
+        )
+        message = (
+            f"{user} is a new user ({why}): routed with the population prior, which reflects "
+            f"known users' choices ({total} decisions) on the {len(nearest)} most similar "
+            f"known queries" + (f" of task {task!r}." if len(same_task) else ".")
+        )
+        return Explanation(
+            known_user=False,
+            message=message,
+            prior_queries=[data.query_ids[int(q)] for q in nearest],
+            prior_choices=choices,
+            task_note=note,
+        )

@@ -1,0 +1,252 @@
+"""`prouter route`: rank the LLMs for a user's query with the latest trained router."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from prouter.commands.common import Settings, domain_errors
+
+if TYPE_CHECKING:
+    from gnn.serving import RouteResult, RoutingService
+
+__all__ = ["format_result", "open_service", "route", "service_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+BATCH_CHUNK = 64  # requests per embedding call and forward pass in batch mode
+
+EXIT_STATUS = """
+\b
+Exit status:
+  0  routed
+  1  domain error: no model trained yet, unknown task, bad input
+     file or request (one-line message, no traceback)
+  2  usage error (bad or missing options)
+"""
+
+
+def service_options(fn: F) -> F:
+    """The options that pick the model, the embedder and the device (route and serve)."""
+    options = [
+        click.option(
+            "--model",
+            "version",
+            metavar="VERSION",
+            help="Model version to use (default: the latest RouterModel in the graph).",
+        ),
+        click.option(
+            "--model-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("prouter-data/models"),
+            show_default=True,
+            help="Where `prouter train` saved the checkpoints.",
+        ),
+        click.option(
+            "--embedding-model",
+            envvar="PROUTER_EMBEDDING_MODEL",
+            default="all-MiniLM-L6-v2",
+            show_default=True,
+            help="Sentence-transformers model that embedded the graph (offline default). "
+            "Env: PROUTER_EMBEDDING_MODEL.",
+        ),
+        click.option(
+            "--cache",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path("prouter-data/embedding-cache.sqlite"),
+            show_default=True,
+            help="Embedding cache (texts embedded before are not encoded again).",
+        ),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto."),
+        click.option(
+            "--similar",
+            default=3,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Similar past queries listed in each explanation.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def open_service(
+    settings: Settings,
+    *,
+    version: str | None,
+    model_dir: Path,
+    embedding_model: str,
+    cache: Path,
+    device: str,
+    similar: int,
+) -> RoutingService:
+    """Build the routing service from the store (closed again once read) and the embedder."""
+    from gnn.serving import RoutingService
+    from prouter.embeddings import Embedder
+
+    embedder = domain_errors(Embedder, embedding_model, cache_path=cache)
+    with settings.open(read_only=True) as store:
+        return domain_errors(
+            RoutingService,
+            store,
+            embedder,
+            model_dir=model_dir,
+            version=version,
+            device=device,
+            similar=similar,
+        )
+
+
+def _money(value: float | None) -> str:
+    return "?" if value is None else f"${value:.6f}"
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3f}"
+
+
+def format_result(result: RouteResult, top: int | None = None) -> list[str]:
+    """Human-readable lines: the ranking, then the explanation."""
+    head = f"user {result.user} · model {result.model_version} · task {result.task}"
+    lines = [head + (" (inferred)" if result.task_inferred else "")]
+    if result.explanation.task_note:
+        lines.append(f"  {result.explanation.task_note}")
+    lines.append(f"{'rank':>4}  {'llm':<24} {'utility':>8} {'performance':>11} {'cost':>12}")
+    for r in result.ranking[:top] if top else result.ranking:
+        lines.append(
+            f"{r.rank:>4}  {r.llm_id:<24} {r.utility:>8.4f} {r.performance:>11.3f} "
+            f"{_money(r.cost):>12}"
+        )
+    ex = result.explanation
+    lines.append("")
+    lines.append(ex.message)
+    for p in ex.past_queries:
+        choice = (
+            f"chose {p.chosen_llm}: performance {_num(p.performance)}, cost {_money(p.cost)}"
+            if p.chosen_llm
+            else "no choice recorded"
+        )
+        choice += "".join(f"; preferred {win} over {lose}" for win, lose in p.preferred)
+        text = (p.text or "")[:60]
+        lines.append(f"  {p.similarity:.3f}  {p.query_id} [{p.task_id}] {text!r}  {choice}")
+    for c in ex.prior_choices:
+        users = ", ".join(c.users[:8]) + (", …" if len(c.users) > 8 else "")
+        lines.append(f"  {c.llm_id:<24} {c.decisions:>4} decisions ({c.share:.0%}) by {users}")
+    if ex.prior_queries:
+        lines.append(f"  similar queries: {', '.join(ex.prior_queries)}")
+    return lines
+
+
+@click.command(epilog=EXIT_STATUS)
+@click.argument("query", required=False)
+@click.option("--user", "-u", help="Who asks (required unless every input record has a user).")
+@click.option("--task", help="Task id of the query (default: inferred from similar queries).")
+@click.option(
+    "--top", default=5, show_default=True, type=click.IntRange(0), help="LLMs shown (0: all)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Batch mode: a .jsonl or .csv file of records with 'query' and optional "
+    "'user' and 'task'.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Batch mode: write the results here as JSONL (default: stdout).",
+)
+@service_options
+@click.pass_obj
+def route(
+    settings: Settings,
+    query: str | None,
+    user: str | None,
+    task: str | None,
+    top: int,
+    as_json: bool,
+    input_path: Path | None,
+    output: Path | None,
+    **service: Any,
+) -> None:
+    """Rank the candidate LLMs for USER's QUERY with the latest trained router.
+
+    Embeds the query, scores every LLM for this user (expected utility,
+    performance and cost) and explains the ranking from the graph: the
+    user's most similar past queries and what they chose there, or, for a
+    new user, the known users' choices that the population prior reflects.
+    With --input, routes every record of a JSONL or CSV file.
+
+    Example:
+
+    \b
+        prouter route --user u3 "What is 17% of 240?"
+        prouter route --user u3 --task math --top 3 --json "What is 17% of 240?"
+        prouter route --user u3 --input queries.jsonl --output routed.jsonl
+    """
+    if (query is None) == (input_path is None):
+        raise click.UsageError("give either a QUERY or --input FILE (not both)")
+    if output is not None and input_path is None:
+        raise click.UsageError("--output needs --input")
+    if input_path is None and not user:
+        raise click.UsageError("Missing option '--user'.")
+    if input_path is not None:
+        _route_file(settings, input_path, output, user, task, top, service)
+        return
+    rs = open_service(settings, **service)
+    result = domain_errors(rs.route, user, query, task)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(top or None), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(format_result(result, top or None)))
+
+
+def _route_file(
+    settings: Settings,
+    path: Path,
+    output: Path | None,
+    user: str | None,
+    task: str | None,
+    top: int,
+    service: dict[str, Any],
+) -> None:
+    from tqdm.auto import tqdm
+
+    from gnn.serving import RouteRequest
+    from prouter.batch_io import read_requests, write_jsonl
+
+    records = domain_errors(read_requests, path, user=user, task=task)
+    rs = open_service(settings, **service)
+    for n, _, _, what in records:  # fail before any work on an unknown task
+        if what is not None and what not in rs.router.task_ids:
+            raise click.ClickException(
+                f"{path}:{n}: unknown task {what!r}; the model knows: "
+                f"{', '.join(rs.router.task_ids)}"
+            )
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        with tqdm(total=len(records), desc="routing", unit="query", disable=None) as bar:
+            for start in range(0, len(records), BATCH_CHUNK):
+                chunk = records[start : start + BATCH_CHUNK]
+                results = domain_errors(
+                    rs.route_many, [RouteRequest(u, q, t) for _, u, q, t in chunk]
+                )
+                write_jsonl(
+                    (
+                        {"line": n} | r.to_dict(top or None)
+                        for (n, *_), r in zip(chunk, results, strict=True)
+                    ),
+                    out,
+                )
+                bar.update(len(chunk))
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"routed {len(records)} queries from {path} to {output}", err=True)
