@@ -1,4 +1,11 @@
-"""Dagster assets from raw interactions to written-back predictions.
+"""Dagster orchestration of PersonalizedRouter: raw interactions to written-back evaluations.
 
-Not implemented yet: see the project's issue on Dagster orchestration.
+``dagster dev -m dagster_project`` / ``dagster asset materialize -m dagster_project``;
+see the README section "Orchestration with Dagster".
 """
+
+from __future__ import annotations
+
+from dagster_project.definitions import build_definitions, defs
+
+__all__ = ["build_definitions", "defs"]

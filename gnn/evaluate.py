@@ -100,10 +100,11 @@ def metrics_for_choices(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -
 def pairwise_accuracy(
     router: Router, data: RoutingData, mask: np.ndarray
 ) -> tuple[float, int, int]:
-    """(accuracy, judgements, ties) on the pairwise judgements of the queries in ``mask``."""
+    """(accuracy, judgements, ties) on the pairwise judgements of the queries in ``mask``
+    (NaN accuracy for routers whose scores do not rank pairs, e.g. the oracle)."""
     idx = np.flatnonzero(mask[data.pref_query])
     ties = int(mask[data.tie_query].sum())
-    if len(idx) == 0:
+    if len(idx) == 0 or not router.scores_pairs:
         return float("nan"), 0, ties
     scores = router.score(data, data.pref_user[idx], data.pref_query[idx])
     rows = np.arange(len(idx))

@@ -7,10 +7,14 @@ onboards each held-out user with k of their decisions on non-test queries
 no weights change) and routes their test queries. The reference is the router
 trained *with* them (same split, same seed) on the same test decisions.
 
-**New LLMs.** One LLM is held out of training (its outcomes hidden, decisions
-for it removed). It is then added with its description and k outcomes on
-training queries (``GNNRouter.add_outcomes``) and every test decision is routed
-over all LLMs again, against the router trained with it.
+**New LLMs.** One LLM is held out of training: its outcomes are hidden, and a
+decision for it is re-made among the other LLMs for simulated users (whose
+rule is known: best reward under their alpha) and removed for the others
+(dropping them all would leave only the decisions where the LLM lost, and
+teach the router that users avoid cheap good answers). It is then added with
+its description and k outcomes on training queries (``GNNRouter.add_outcomes``)
+and every test decision is routed over all LLMs again, against the router
+trained with it.
 
 Shots are nested (the k=3 shots contain the k=1 shot) and drawn with the seed.
 """
@@ -113,6 +117,25 @@ def _without_decisions(data: RoutingData, drop: np.ndarray, drop_pairs: np.ndarr
     )
 
 
+def _without_llm(data: RoutingData, llm: int) -> RoutingData:
+    """``data`` as if ``llm`` did not exist (see the module docstring)."""
+    from prouter.simulate import best_llm
+
+    performance, cost = data.performance.copy(), data.cost.copy()
+    performance[:, llm] = cost[:, llm] = np.nan
+    view = dataclasses.replace(data, performance=performance, cost=cost)
+    chose = np.flatnonzero(data.dec_llm == llm)
+    simulated = ~np.isnan(data.user_alpha[data.dec_user[chose]])
+    redo = chose[simulated]
+    reward = view.reward(data.dec_user[redo], data.dec_query[redo])
+    dec_llm = data.dec_llm.copy()
+    dec_llm[redo] = best_llm(reward, cost[data.dec_query[redo]])
+    pairs_with = (data.pref_win == llm) | (data.pref_lose == llm)
+    drop = np.zeros(len(dec_llm), dtype=bool)
+    drop[chose[~simulated]] = True
+    return _without_decisions(dataclasses.replace(view, dec_llm=dec_llm), drop, pairs_with)
+
+
 def _retrain(reference: GNNRouter, data: RoutingData, split: Split) -> GNNRouter:
     """A router like ``reference`` (class, seed, config) fitted on ``data``."""
     config = asdict(reference.train_config)
@@ -174,15 +197,8 @@ def new_llm_evaluation(
     seed: int = 0,
 ) -> FewShotResult:
     """Add held-out ``llm`` with k outcomes on training queries; see the module docstring."""
-    hidden = data.performance.copy()
-    hidden[:, llm] = np.nan
-    cost = data.cost.copy()
-    cost[:, llm] = np.nan
-    dropped = data.dec_llm == llm
-    pairs_with = (data.pref_win == llm) | (data.pref_lose == llm)
-    view = dataclasses.replace(
-        _without_decisions(data, dropped, pairs_with), performance=hidden, cost=cost
-    )
+    view = _without_llm(data, llm)
+    dropped = len(data.dec_user) - len(view.dec_user)
     router = _retrain(reference, view, split)
     idx = np.flatnonzero(split.test[data.dec_query])
     ref_picks = reference.route(data, data.dec_user[idx], data.dec_query[idx])
@@ -192,7 +208,7 @@ def new_llm_evaluation(
         idx,
         metrics_for_choices(data, idx, ref_picks),
         ref_picks,
-        dropped_decisions=int(dropped.sum()),
+        dropped_decisions=dropped,
     )
     pool = np.random.default_rng(seed).permutation(
         np.flatnonzero(split.train & ~np.isnan(data.performance[:, llm]))

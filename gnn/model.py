@@ -18,9 +18,11 @@ Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
    LLM l sends ``MLP([h_l, h_q, P, C, P - max P, C - min C])`` where P, C are
    the outcomes the user saw on q (what was chosen and, over the candidates it
    was shown, what it gave up).
-   ``h_u`` is the mean; while a decision is a training target its own message
-   is left out (exact leave-one-out); a user without decisions has ``h_u = 0``
-   (new users are onboarded by adding decisions, no retraining).
+   ``h_u = sum / (count + n_0)``, a mean shrunk towards 0 (the population
+   prior) for users known from few decisions; while a decision is a training
+   target its own message is left out (exact leave-one-out); a user without
+   decisions has ``h_u = 0`` (new users are onboarded by adding decisions, no
+   retraining).
 5. **Utility** of LLM l for user u on query q::
 
        U(u, q, l) = a_u * P(q, l) - (1 - a_u) * softplus(k) * C(q, l)

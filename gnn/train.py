@@ -54,6 +54,9 @@ class TrainConfig:
     patience: int = 100
     neighbours: int = 10
     aux_weight: float = 1.0
+    # A user's state is sum(messages) / (decisions + prior_decisions): a user known from a
+    # few decisions stays near the population prior (state 0) instead of trusting them fully.
+    prior_decisions: float = 5.0
     new_llm_rate: float = 0.5
     new_llm_max_shots: int = 20
     device: str = "auto"
@@ -234,7 +237,7 @@ class GNNRouter(Router):
                 h_q, h_l, self._seen_perf, self._seen_cost, cand, dq, dl
             )
             total, count = self.model.user_states(msgs, du, self._num_users)
-            others = (count[du] - 1).clamp(min=1)
+            others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
             utility = self.model.utility(h_u, h_l, self._seen_perf[dq], self._seen_cost[dq])
             scores = (self.model.temperature * utility).masked_fill(~cand, -1e9)
@@ -304,7 +307,7 @@ class GNNRouter(Router):
             h_q, h_l, self._seen_perf, self._seen_cost, self._cand, dq, dl
         )
         total, count = self.model.user_states(msgs, du, self._num_users)
-        return total / count.clamp(min=1)
+        return total / (count + self.train_config.prior_decisions).clamp(min=1)
 
     def _route_utility(self, h_u, h_l, perf, cost):  # type: ignore[no-untyped-def]
         """Expected utility on queries with unknown outcomes: the predicted ones."""
@@ -458,13 +461,21 @@ class GNNRouter(Router):
 
     @classmethod
     def from_state(
-        cls, state: dict[str, object], data: RoutingData, *, device: str = "auto"
+        cls,
+        state: dict[str, object],
+        data: RoutingData,
+        *,
+        device: str = "auto",
+        serving: bool = True,
     ) -> GNNRouter:
-        """Rebuild a trained router on ``data`` (the graph now) for serving.
+        """Rebuild a trained router on ``data``.
 
-        Its training queries (by id) give the outcome messages; every decision in
-        ``data`` describes its user (users and decisions added since training
-        count, without retraining), and every outcome in ``data`` may be seen.
+        Its training queries (by id) give the outcome messages. For ``serving``
+        (the graph now), every decision and judgement in ``data`` describes its
+        user (users and decisions added since training count, without
+        retraining) and every outcome may be seen; otherwise (``serving=False``,
+        the data it was trained on) it is the router as it was after training,
+        e.g. the reference of the few-shot settings.
         """
         config = dict(state["config"])  # type: ignore[arg-type]
         seed = int(config.pop("seed", 0))
@@ -477,12 +488,15 @@ class GNNRouter(Router):
         val[[ids[q] for q in state["val_queries"] if q in ids]] = True  # type: ignore[attr-defined]
         split = Split(train=train, val=val, test=~(train | val))
         router._set_cost_rank(data, split)
+        everything = {
+            "seen": np.ones_like(train),
+            "decisions": np.arange(len(data.dec_user)),
+            "pairs": np.arange(len(data.pref_user)),
+        }
         router._prepare(
             data,
             split,
-            seen=np.ones_like(train),
-            decisions=np.arange(len(data.dec_user)),
-            pairs=np.arange(len(data.pref_user)),
+            **(everything if serving else {}),
             task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
         )
         router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]

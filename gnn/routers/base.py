@@ -37,6 +37,8 @@ class Router(abc.ABC):
     """Scores candidate LLMs for (user, query) pairs; see the module docstring."""
 
     name: ClassVar[str] = ""
+    #: Whether scores rank any two LLMs (pairwise accuracy); False for the oracle.
+    scores_pairs: ClassVar[bool] = True
 
     def __init__(self, seed: int = 0, **config: Any) -> None:
         self.seed = seed

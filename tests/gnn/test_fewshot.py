@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from gnn.evaluate import evaluate
-from gnn.fewshot import held_out_users, most_chosen_llm, new_llm_evaluation, new_user_evaluation
+from gnn.fewshot import (
+    _without_llm,
+    held_out_users,
+    most_chosen_llm,
+    new_llm_evaluation,
+    new_user_evaluation,
+)
 from gnn.train import GNNRouter
 
 FAST = {"epochs": 60, "patience": 20, "hidden": 32}
@@ -50,7 +56,13 @@ def test_a_new_llm_is_routed_to_after_a_few_outcomes(reference, routing_data, ro
     data = routing_data
     llm = most_chosen_llm(data, routing_split)
     result = new_llm_evaluation(data, routing_split, reference, llm, shots=(0, 10))
-    assert result.dropped_decisions == int((data.dec_llm == llm).sum())
+    # Simulated users' decisions for the held-out LLM are re-made among the others.
+    assert result.dropped_decisions == 0
+    view = _without_llm(data, llm)
+    assert len(view.dec_llm) == len(data.dec_llm) and not (view.dec_llm == llm).any()
+    kept = data.dec_llm != llm
+    np.testing.assert_array_equal(view.dec_llm[kept], data.dec_llm[kept])
+    assert np.isnan(view.performance[:, llm]).all()
     trained = evaluate(reference, data, routing_split, "test")
     assert (result.reference.n, result.reference.reward) == (trained.n, trained.reward)
     assert (result.picks[10] == llm).any()

@@ -23,6 +23,7 @@ class OracleRouter(Router):
     """
 
     name = "oracle"
+    scores_pairs = False  # one-hot on the recorded choice: says nothing about other pairs
 
     def _fit(self, data: RoutingData, split: Split) -> None:
         pass

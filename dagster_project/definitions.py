@@ -1,0 +1,35 @@
+"""The project's Definitions: assets, checks, resources, jobs, sensors and the schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.assets import ALL_ASSETS
+from dagster_project.checks import ALL_CHECKS
+from dagster_project.jobs import evaluation_job, pipeline_job, retrain_job, user_evaluation_job
+from dagster_project.resources import resources_from_env
+from dagster_project.schedules import nightly_evaluation_schedule
+from dagster_project.sensors import retrain_sensor, user_partitions_sensor
+
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The Definitions with ``resources`` (default: configured from the environment)."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        resources=dict(resources) if resources is not None else resources_from_env(),
+        jobs=[pipeline_job, retrain_job, evaluation_job, user_evaluation_job],
+        sensors=[retrain_sensor, user_partitions_sensor],
+        schedules=[nightly_evaluation_schedule],
+        # One process per run, not per step: every step needs torch / PyG, whose import
+        # costs more than most steps, and the steps run one after the other anyway.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

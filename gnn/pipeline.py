@@ -1,0 +1,318 @@
+"""The GNN router as pipeline steps: train from an export, record, write back, check.
+
+Each step reads what the previous one saved (the export file, the checkpoint),
+so each can be re-run on its own:
+
+* :func:`train_from_export` fits the GNN on an exported subgraph and saves a
+  versioned checkpoint ``<model_dir>/<version>.pt`` (servable like the ones of
+  ``prouter train``) that also holds the test-split scores and picks. A
+  checkpoint is keyed by (export fingerprint, config, seed): unless ``retrain``
+  is set, a re-run finds the existing one and trains nothing. A re-train always
+  creates a new version (older versions and their edges stay).
+* :func:`record_model`, :func:`write_routing_predictions`,
+  :func:`write_general_evaluation` and :func:`write_user_evaluation` write the
+  RouterModel node, the ROUTED_TO predictions and the EVALUATED edges from the
+  checkpoint; they are idempotent upserts.
+* :func:`few_shot_results` runs the new-user / new-LLM settings
+  (:mod:`gnn.fewshot`) against the trained checkpoint and
+  :func:`write_few_shot_evaluation` writes them as EVALUATED edges per k.
+* :func:`compare_with_baseline` and :func:`prediction_completeness` are the
+  numbers behind the model-quality and write-back asset checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gnn.evaluate import Metrics, evaluate, metrics_for_choices
+from gnn.writeback import prediction_table, write_evaluation, write_predictions
+from graphdb.store import GraphStore, WriteStats
+
+if TYPE_CHECKING:
+    from gnn.export import TrainingSubgraph
+    from gnn.fewshot import FewShotResult
+
+__all__ = [
+    "ModelRef",
+    "compare_with_baseline",
+    "few_shot_results",
+    "load_checkpoint",
+    "prediction_completeness",
+    "record_model",
+    "train_from_export",
+    "user_metrics",
+    "write_few_shot_evaluation",
+    "write_general_evaluation",
+    "write_routing_predictions",
+    "write_user_evaluation",
+]
+
+GENERAL = "general"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A trained model version: its checkpoint and the export it was trained on."""
+
+    version: str
+    checkpoint: str
+    export: str
+    reused: bool = False
+
+
+def _training_key(fingerprint: str, config: dict[str, Any], seed: int) -> str:
+    recipe = {k: v for k, v in config.items() if k != "device"}  # same model on any device
+    payload = json.dumps({"export": fingerprint, "config": recipe, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint saved by :func:`train_from_export` (on the CPU)."""
+    import torch
+
+    return torch.load(Path(path), map_location="cpu", weights_only=False)
+
+
+def train_from_export(
+    export: str | Path,
+    model_dir: Path,
+    *,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    retrain: bool = False,
+    graph_counts: dict[str, int] | None = None,
+) -> ModelRef:
+    """Fit the GNN on the export's train split (select on validation, score test once)."""
+    import torch
+
+    from gnn.export import load_training_subgraph
+    from gnn.service import data_snapshot
+    from gnn.train import GNNRouter
+
+    sub = load_training_subgraph(export)
+    config = {"neighbours": int(sub.spec.get("neighbours", 10))} | dict(config or {})
+    key = _training_key(sub.fingerprint, config, seed)
+    existing = sorted(model_dir.glob(f"gnn-*-{key}.pt"))
+    if existing and not retrain:
+        ckpt = load_checkpoint(existing[-1])
+        return ModelRef(ckpt["version"], str(existing[-1]), str(export), reused=True)
+    data, split = sub.data, sub.split
+    router = GNNRouter(seed=seed, **config).fit(data, split)
+    metrics = {part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")}
+    idx = np.flatnonzero(split.test[data.dec_query])
+    users, queries = data.dec_user[idx], data.dec_query[idx]
+    now = datetime.now(UTC)
+    version = f"gnn-{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{key}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = model_dir / f"{version}.pt"
+    # router.state() makes the checkpoint servable (`prouter route`); the rest is provenance
+    # and the test-split scores and picks that the write-back steps publish.
+    torch.save(
+        router.state()
+        | {
+            "version": version,
+            "key": key,
+            "created_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "data": data_snapshot(data),
+            "export": {"path": str(export), "fingerprint": sub.fingerprint, "spec": sub.spec},
+            "graph_counts": dict(graph_counts or {}),
+            "metrics": metrics,
+            "evaluated": {
+                "idx": idx,
+                "scores": router.score(data, users, queries),
+                "picks": router.route(data, users, queries),
+            },
+        },
+        checkpoint,
+    )
+    return ModelRef(version, str(checkpoint), str(export))
+
+
+def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
+    """The RouterModel node of ``ref`` (its values come from the checkpoint: idempotent)."""
+    ckpt = load_checkpoint(ref.checkpoint)
+    config = ckpt["config"] | {
+        "data": ckpt["data"],
+        "export": ckpt["export"]["fingerprint"],
+        "graph_counts": ckpt["graph_counts"],
+    }
+    return store.write_nodes(
+        "RouterModel",
+        [
+            {
+                "version": ckpt["version"],
+                "created_at": ckpt["created_at"],
+                "config": json.dumps(config, sort_keys=True, default=str),
+                "metrics": json.dumps(ckpt["metrics"], sort_keys=True, default=str),
+            }
+        ],
+    )
+
+
+def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
+    from gnn.export import load_training_subgraph
+
+    return load_checkpoint(ref.checkpoint)["evaluated"], load_training_subgraph(ref.export)
+
+
+def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
+    """ROUTED_TO edges: every candidate of every test (user, query), ranked, with the version."""
+    ev, sub = _evaluated(ref)
+    data, idx = sub.data, ev["idx"]
+    table = prediction_table(
+        data, ref.version, data.dec_user[idx], data.dec_query[idx], ev["scores"]
+    )
+    return write_predictions(store, table)
+
+
+def write_general_evaluation(store: GraphStore, ref: ModelRef) -> WriteStats:
+    """EVALUATED {setting: 'general', shots: 0} per user, on the test decisions."""
+    ev, sub = _evaluated(ref)
+    return write_evaluation(store, sub.data, ref.version, ev["idx"], ev["picks"], setting=GENERAL)
+
+
+def _user_rows(ref: ModelRef, user_id: str) -> tuple[TrainingSubgraph, np.ndarray, np.ndarray]:
+    ev, sub = _evaluated(ref)
+    data = sub.data
+    if user_id not in data.user_ids:
+        empty = np.zeros(0, dtype=np.int64)
+        return sub, empty, empty
+    mine = data.dec_user[ev["idx"]] == data.user_ids.index(user_id)
+    return sub, ev["idx"][mine], ev["picks"][mine]
+
+
+def user_metrics(ref: ModelRef, user_id: str) -> Metrics | None:
+    """General (test-split) metrics of one user; None if the user has no test decision."""
+    sub, idx, picks = _user_rows(ref, user_id)
+    return metrics_for_choices(sub.data, idx, picks) if len(idx) else None
+
+
+def write_user_evaluation(store: GraphStore, ref: ModelRef, user_id: str) -> WriteStats:
+    """The general EVALUATED edge of one user (same values as the all-user write)."""
+    sub, idx, picks = _user_rows(ref, user_id)
+    if not len(idx):
+        return WriteStats()
+    return write_evaluation(store, sub.data, ref.version, idx, picks, setting=GENERAL)
+
+
+def few_shot_results(
+    ref: ModelRef,
+    settings: Sequence[str] = ("new_user", "new_llm"),
+    *,
+    shots: Sequence[int] = (0, 1, 3, 5, 10),
+    users: Sequence[str] | None = None,
+    device: str = "cpu",
+) -> list[FewShotResult]:
+    """The few-shot settings against the trained router of ``ref`` (same split and seed).
+
+    ``users`` restricts the new-user setting to those users (one partition per
+    user); by default a seeded third of the users is held out.
+    """
+    from gnn.export import load_training_subgraph
+    from gnn.fewshot import check_settings, new_user_evaluation, run_setting
+    from gnn.train import GNNRouter
+
+    check_settings(settings)
+    sub = load_training_subgraph(ref.export)
+    state = load_checkpoint(ref.checkpoint)
+    router = GNNRouter.from_state(state, sub.data, device=device, serving=False)
+    seed = int(state["config"].get("seed", 0))
+    out = []
+    for name in settings:
+        if name == "new_user" and users is not None:
+            rows = np.array([sub.data.user_ids.index(u) for u in users if u in sub.data.user_ids])
+            result = new_user_evaluation(sub.data, sub.split, router, rows, shots=shots, seed=seed)
+        else:
+            result = run_setting(name, sub.data, sub.split, router, shots=shots, seed=seed)
+        out.append(result)
+    return out
+
+
+def write_few_shot_evaluation(
+    store: GraphStore, ref: ModelRef, results: Sequence[FewShotResult]
+) -> WriteStats:
+    """EVALUATED {setting, shots: k} per user for each few-shot result."""
+    from gnn.export import load_training_subgraph
+
+    data = load_training_subgraph(ref.export).data
+    written = WriteStats()
+    for result in results:
+        for k, picks in result.picks.items():
+            written = written + write_evaluation(
+                store, data, ref.version, result.idx, picks, setting=result.setting, shots=k
+            )
+    return written
+
+
+def compare_with_baseline(ref: ModelRef, baseline: str = "best_single_user") -> dict[str, Any]:
+    """The model's validation metric against a baseline fitted on the same split.
+
+    The metric is the mean reward where users have a weight (simulated users),
+    else accuracy (agreement with the users' choices). ``passed``: strictly better.
+    """
+    from gnn.export import load_training_subgraph
+    from gnn.routers.baselines import BASELINES
+
+    sub = load_training_subgraph(ref.export)
+    ckpt = load_checkpoint(ref.checkpoint)
+    model_val = ckpt["metrics"]["val"]
+    router = BASELINES[baseline](seed=ckpt["config"].get("seed", 0)).fit(sub.data, sub.split)
+    base = evaluate(router, sub.data, sub.split, "val")
+    metric = "reward" if not np.isnan(model_val["reward"]) else "accuracy"
+    ours, theirs = float(model_val[metric]), float(getattr(base, metric))
+    return {
+        "metric": metric,
+        "model": ours,
+        "baseline": baseline,
+        "baseline_value": theirs,
+        "margin": ours - theirs,
+        "val_decisions": int(model_val["n"]),
+        "passed": bool(ours > theirs),
+    }
+
+
+def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
+    """Compare the ROUTED_TO edges of ``ref.version`` with the evaluated (user, query) pairs.
+
+    Complete means: every evaluated pair has exactly one rank-1 prediction and one
+    edge per available candidate LLM, and no other pair has predictions.
+    """
+    ev, sub = _evaluated(ref)
+    data, idx = sub.data, ev["idx"]
+    users, queries = data.dec_user[idx], data.dec_query[idx]
+    expected = {
+        (data.user_ids[u], data.query_ids[q]): int((~np.isnan(data.performance[q])).sum())
+        for u, q in zip(users, queries, strict=True)
+    }
+    rows = store.read(
+        "MATCH (u:User)-[r:ROUTED_TO]->(:LLM) WHERE r.model_version = $version "
+        "RETURN u.id AS user_id, r.query_id AS query_id, count(r) AS edges, "
+        "sum(CASE WHEN r.rank = 1 THEN 1 ELSE 0 END) AS top",
+        {"version": ref.version},
+    ).to_pylist()
+    found = {(r["user_id"], r["query_id"]): r for r in rows}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(
+        pair
+        for pair, r in found.items()
+        if pair in expected and (int(r["top"]) != 1 or int(r["edges"]) != expected[pair])
+    )
+    return {
+        "version": ref.version,
+        "evaluated_pairs": len(expected),
+        "predicted_pairs": len(found),
+        "missing_pairs": len(missing),
+        "unexpected_pairs": len(unexpected),
+        "pairs_without_one_top_pick": len(wrong),
+        "examples": [list(p) for p in (missing + unexpected + wrong)[:5]],
+        "passed": not (missing or unexpected or wrong),
+    }
