@@ -59,7 +59,7 @@ def train(
     (ROUTED_TO) and per-user evaluation (EVALUATED); with --few-shot, also
     the new-user / new-LLM evaluations per k.
 
-    Examples:
+    Example:
 
     \b
         prouter train --seed 0 --device auto
@@ -153,7 +153,7 @@ def evaluate(
     few-shot settings reuse each seed's fitted gnn as the "trained with them"
     reference and report each k's reward as a fraction of it.
 
-    Examples:
+    Example:
 
     \b
         prouter evaluate --routers gnn,mlp,knn,best_single_user --seeds 0,1,2
