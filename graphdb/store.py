@@ -200,14 +200,21 @@ class GraphStore(abc.ABC):
         rt = rel_type(rel)
         schema = edge_schema(rt, properties)
         src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
+        # Key properties order the rows even when they are not asked for.
+        hidden = [k for k in rt.key if k not in schema.names]
         cols = ", ".join(
             [f"s.{src_key} AS src", f"d.{dst_key} AS dst"]
             + [f"r.{p} AS {p}" for p in schema.names[2:]]
+            + [f"r.{k} AS _key_{k}" for k in hidden]
         )
-        order = ", ".join(["src", "dst", *rt.key])
-        return self.read(
-            f"MATCH (s:{rt.src})-[r:{rt.name}]->(d:{rt.dst}) RETURN {cols} ORDER BY {order}",
-            schema=schema,
+        order = ", ".join(
+            ["src", "dst", *(k if k in schema.names else f"_key_{k}" for k in rt.key)]
+        )
+        table = self.read(
+            f"MATCH (s:{rt.src})-[r:{rt.name}]->(d:{rt.dst}) RETURN {cols} ORDER BY {order}"
+        )
+        return (
+            table.select(list(range(len(schema.names)))).rename_columns(schema.names).cast(schema)
         )
 
     def counts(self) -> dict[str, int]:

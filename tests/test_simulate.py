@@ -123,3 +123,32 @@ def test_pairwise_judgements_follow_each_users_reward():
     )
     with pytest.raises(ConfigError):
         simulate_preferences(outcomes, pairs_per_query=0)
+
+
+def test_simulate_commands_write_users_and_their_decisions(tmp_path):
+    from click.testing import CliRunner
+
+    from graphdb.store import open_store
+    from prouter.cli import cli
+
+    runner = CliRunner()
+    store = f"ladybug:{tmp_path / 'g.lbug'}"
+    data = tmp_path / "w.jsonl"
+    assert (
+        runner.invoke(cli, ["generate", "synthetic", str(data), "--queries", "30"]).exit_code == 0
+    )
+    assert runner.invoke(cli, ["--store", store, "ingest", "canonical", str(data)]).exit_code == 0
+    chose = runner.invoke(cli, ["--store", store, "simulate", "cost-efficiency", "--users", "3"])
+    assert chose.exit_code == 0 and "3 users on 30 queries" in chose.output, chose.output
+    judged = runner.invoke(
+        cli, ["--store", store, "simulate", "preferences", "--users", "2", "--pairs", "2"]
+    )
+    assert judged.exit_code == 0, judged.output
+    with open_store(store) as s:
+        preferred = s.export_edges("PREFERRED", ["tie"]).to_pylist()
+        users = set(s.node_ids("User"))
+    assert {"ce-user-0", "ce-user-2", "pref-user-0", "pref-user-1"} <= users
+    ties = sum(r["tie"] for r in preferred)
+    assert f"judged {len(preferred)} pairs ({ties} ties)" in judged.output
+    bad = runner.invoke(cli, ["--store", store, "simulate", "preferences", "--pairs", "0"])
+    assert bad.exit_code == 1 and "pairs_per_query" in bad.output

@@ -119,8 +119,10 @@ class Neo4jStore(GraphStore):
     def export_edges(self, rel: str, properties: Sequence[str] | None = None) -> pa.Table:
         rt = rel_type(rel)
         schema = edge_schema(rt, properties)
+        # Key properties order the rows even when they are not asked for.
+        full = edge_schema(rt, [*schema.names[2:], *(k for k in rt.key if k not in schema.names)])
         src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
-        row = ", ".join([f"s.{src_key}", f"d.{dst_key}", *(f"r.{p}" for p in schema.names[2:])])
+        row = ", ".join([f"s.{src_key}", f"d.{dst_key}", *(f"r.{p}" for p in full.names[2:])])
         query = (
             f"MATCH (s:{rt.src}) WHERE $after IS NULL OR s.{src_key} > $after "
             f"WITH s ORDER BY s.{src_key} LIMIT $page "
@@ -128,8 +130,9 @@ class Neo4jStore(GraphStore):
             f"RETURN collect(CASE WHEN r IS NULL THEN null ELSE [{row}] END) AS rows, "
             f"max(s.{src_key}) AS last"
         )
-        table = self._paged(query, schema)
-        return table.sort_by([(c, "ascending") for c in ["src", "dst", *rt.key]])
+        table = self._paged(query, full)
+        table = table.sort_by([(c, "ascending") for c in ["src", "dst", *rt.key]])
+        return table.select(schema.names)
 
     def _paged(self, query: str, schema: pa.Schema) -> pa.Table:
         """Run a keyset-paged query (``$after``, ``$page`` -> ``rows``, ``last``) to the end."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,27 +15,37 @@ def simulate() -> None:
     """Simulate users on the outcomes in the graph (the paper's two strategies)."""
 
 
+def _simulated_user_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options both reward-driven simulations share."""
+    options = [
+        click.option("--users", default=9, show_default=True, help="Number of simulated users."),
+        click.option(
+            "--alphas",
+            default="grid",
+            show_default=True,
+            help="User quality weights: grid (0.2..1.0 evenly, the paper's), uniform, beta:A,B.",
+        ),
+        click.option(
+            "--noise",
+            default=0.0,
+            show_default=True,
+            help="Std of the noise on the performance a user perceives when deciding.",
+        ),
+        click.option(
+            "--queries-per-user",
+            type=int,
+            default=None,
+            help="Queries each user sees, drawn at random (default: all).",
+        ),
+        click.option("--seed", default=0, show_default=True, help="Random seed."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @simulate.command("cost-efficiency")
-@click.option("--users", default=9, show_default=True, help="Number of simulated users.")
-@click.option(
-    "--alphas",
-    default="grid",
-    show_default=True,
-    help="User quality weights: grid (0.2..1.0 evenly, the paper's), uniform, beta:A,B.",
-)
-@click.option(
-    "--noise",
-    default=0.0,
-    show_default=True,
-    help="Std of the noise on the performance a user perceives when choosing.",
-)
-@click.option(
-    "--queries-per-user",
-    type=int,
-    default=None,
-    help="Queries each user asks, drawn at random (default: all).",
-)
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@_simulated_user_options
 @click.pass_obj
 def simulate_cost_efficiency(
     settings: Settings,
@@ -74,27 +85,8 @@ def simulate_cost_efficiency(
 
 
 @simulate.command("preferences")
-@click.option("--users", default=9, show_default=True, help="Number of simulated users.")
-@click.option(
-    "--alphas",
-    default="grid",
-    show_default=True,
-    help="User quality weights: grid (0.2..1.0 evenly, the paper's), uniform, beta:A,B.",
-)
+@_simulated_user_options
 @click.option("--pairs", default=2, show_default=True, help="Pairs of LLMs judged per query.")
-@click.option(
-    "--noise",
-    default=0.0,
-    show_default=True,
-    help="Std of the noise on the performance a user perceives when judging.",
-)
-@click.option(
-    "--queries-per-user",
-    type=int,
-    default=None,
-    help="Queries each user judges, drawn at random (default: all).",
-)
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.pass_obj
 def simulate_preferences(
     settings: Settings,
