@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> None:
     embedding_model = (
         HashingEmbeddings()
         if args.synthetic
-        else SentenceTransformerEmbeddings(cache_path=str(work / "embedding-cache.sqlite"))
+        else SentenceTransformerEmbeddings(
+            cache_path=args.embedding_cache or str(work / "embedding-cache.sqlite")
+        )
     )
     with fresh_store_url(args.backend) as (url, user, password, _, _):
         resources = {
@@ -125,6 +127,10 @@ def main() -> None:
     parser.add_argument("--backend", choices=["ladybug", "neo4j"], default="ladybug")
     parser.add_argument("--epochs", type=int, default=100, help="GNN epochs (default 100)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument(
+        "--embedding-cache",
+        help="An embedding cache (sqlite) to reuse; default: a fresh one (cold embedding)",
+    )
     run(parser.parse_args())
 
 
