@@ -214,13 +214,37 @@ def few_shot_results(
     """The few-shot settings against the trained router of ``ref`` (same split and seed).
 
     ``users`` restricts the new-user setting to those users (one partition per
-    user); by default a seeded third of the users is held out.
+    user); by default a seeded third of the users is held out. Results are kept
+    beside the checkpoint, keyed by the arguments, so a re-run (re-materialising)
+    reads them instead of fitting the held-out models again.
     """
-    from gnn.export import load_training_subgraph
-    from gnn.fewshot import check_settings, new_user_evaluation, run_setting
-    from gnn.train import GNNRouter
+    import torch
+
+    from gnn.fewshot import check_settings
 
     check_settings(settings)
+    request = {"settings": list(settings), "shots": list(shots), "users": users and list(users)}
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    cached = Path(ref.checkpoint).with_name(f"{ref.version}-fewshot-{key}.pt")
+    if cached.exists():
+        return torch.load(cached, weights_only=False)  # our own file, like the checkpoint
+    results = _run_few_shot(ref, settings, shots=shots, users=users, device=device)
+    torch.save(results, cached)
+    return results
+
+
+def _run_few_shot(
+    ref: ModelRef,
+    settings: Sequence[str],
+    *,
+    shots: Sequence[int],
+    users: Sequence[str] | None,
+    device: str,
+) -> list[FewShotResult]:
+    from gnn.export import load_training_subgraph
+    from gnn.fewshot import new_user_evaluation, run_setting
+    from gnn.train import GNNRouter
+
     sub = load_training_subgraph(ref.export)
     state = load_checkpoint(ref.checkpoint)
     router = GNNRouter.from_state(state, sub.data, device=device, serving=False)
