@@ -93,10 +93,6 @@ class RoutingData:
         With a ``reference`` query mask, each task's min and max come from those
         queries only (a router must not learn its scale from test costs).
         """
-        if reference is None:
-            from prouter.simulate import task_min_max
-
-            return task_min_max(self.cost, self.query_task)
         return normalise_cost(self.cost, self.query_task, self.cost_range(reference))
 
     def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from gnn.routers.base import Router
 __all__ = [
     "Metrics",
     "evaluate",
+    "metrics_by_user",
     "metrics_for_choices",
     "oracle_choices",
     "pairwise_accuracy",
@@ -110,6 +111,15 @@ def pairwise_accuracy(
     rows = np.arange(len(idx))
     win, lose = scores[rows, data.pref_win[idx]], scores[rows, data.pref_lose[idx]]
     return float(np.mean((win > lose) + 0.5 * (win == lose))), len(idx), ties
+
+
+def metrics_by_user(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -> dict[int, Metrics]:
+    """:func:`metrics_for_choices` of each user's decisions among ``idx`` (user row -> metrics)."""
+    users = data.dec_user[idx]
+    return {
+        int(u): metrics_for_choices(data, idx[users == u], picks[users == u])
+        for u in np.unique(users)
+    }
 
 
 def evaluate(router: Router, data: RoutingData, split: Split, part: str = "test") -> Metrics:

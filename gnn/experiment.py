@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gnn.data import RoutingData, Split, split_queries
-from gnn.evaluate import Metrics, metrics_for_choices, with_pairwise
+from gnn.evaluate import Metrics, metrics_by_user, metrics_for_choices, with_pairwise
 from gnn.routers.base import Router
 
 __all__ = ["Comparison", "compare_routers", "router_registry"]
@@ -133,11 +133,8 @@ def compare_routers(
             metrics = with_pairwise(metrics_for_choices(data, idx, picks), router, data, split.test)
             comparison.runs.setdefault(name, []).append(metrics)
             mine = comparison.per_user.setdefault(name, {})
-            for u in np.unique(data.dec_user[idx]):
-                rows = data.dec_user[idx] == u
-                mine.setdefault(data.user_ids[u], []).append(
-                    metrics_for_choices(data, idx[rows], picks[rows])
-                )
+            for u, user_metrics in metrics_by_user(data, idx, picks).items():
+                mine.setdefault(data.user_ids[u], []).append(user_metrics)
             if on_result:
                 on_result(name, seed, metrics)
             if on_fitted:

@@ -118,7 +118,7 @@ def knn_train_neighbours(
     emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, weight): for every query, its k most similar training queries (not itself)."""
-    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    unit = _unit(emb)
     train_idx = np.flatnonzero(train)
     k = min(k, len(train_idx) - 1)
     src, dst, weight = [], [], []

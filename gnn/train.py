@@ -127,9 +127,8 @@ class GNNRouter(Router):
         task = np.array([position[t] for t in data.task_ids], dtype=np.int64)[data.query_task]
         self._train_ids = [data.query_ids[i] for i in np.flatnonzero(split.train)]
         self._val_ids = [data.query_ids[i] for i in np.flatnonzero(split.val)]
-        self._cost_range = data.cost_range(split.train)
         self._task_cost_range = np.zeros((len(self.task_ids), 2))
-        self._task_cost_range[[position[t] for t in data.task_ids]] = self._cost_range
+        self._task_cost_range[[position[t] for t in data.task_ids]] = data.cost_range(split.train)
         cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
         self._query_emb = data.query_emb
         self._ref_perf, self._ref_cost = reference_outcomes(data, split.train, cost_norm)
@@ -388,7 +387,7 @@ class GNNRouter(Router):
         (new-LLM onboarding); ``data`` must have the LLM's outcomes and description."""
         self._ref_perf[queries, llm] = data.performance[queries, llm]
         self._ref_cost[queries, llm] = normalise_cost(
-            data.cost[queries][:, [llm]], data.query_task[queries], self._cost_range
+            data.cost[queries][:, [llm]], self._q_task.cpu().numpy()[queries], self._task_cost_range
         )[:, 0]
         self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=self.device)
         self._available = torch.from_numpy(~np.isnan(data.performance)).to(self.device)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from gnn.data import RoutingData
-from gnn.evaluate import metrics_for_choices
+from gnn.evaluate import metrics_by_user
 from graphdb.store import GraphStore, WriteStats
 
 __all__ = ["prediction_table", "write_evaluation", "write_model", "write_predictions"]
@@ -86,10 +86,7 @@ def write_evaluation(
 ) -> WriteStats:
     """EVALUATED edges: the metrics of ``picks`` per user, for one setting."""
     rows = []
-    users = data.dec_user[idx]
-    for u in np.unique(users):
-        mine = users == u
-        m = metrics_for_choices(data, idx[mine], picks[mine])
+    for u, m in metrics_by_user(data, idx, picks).items():
         rows.append(
             {
                 "src": version,
