@@ -2,7 +2,8 @@
 
 :class:`RoutingData` holds everything a router needs: query, task and LLM
 features, the dense outcome matrices (queries x LLMs), the users and their
-decisions (one chosen LLM per user and query). :func:`load_routing_data`
+decisions (one chosen LLM per user and query, with the reward the user
+logged for it where there is one). :func:`load_routing_data`
 builds it from any :class:`graphdb.store.GraphStore`; :func:`split_queries`
 makes the seeded train / validation / test split by query.
 """
@@ -10,7 +11,7 @@ makes the seeded train / validation / test split by query.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,9 @@ class RoutingData:
     dec_user: np.ndarray  # (N,) one decision per (user, query)
     dec_query: np.ndarray
     dec_llm: np.ndarray
+    # The reward each decision's user logged for it (CHOSE.reward; NaN where none was logged).
+    # Empty means none logged at all; it is then filled with NaN.
+    dec_reward: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # Non-tie pairwise judgements: user preferred pref_win over pref_lose on pref_query.
     pref_user: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pref_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -70,6 +74,14 @@ class RoutingData:
     pref_lose: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tie_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # ties
     meta: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.dec_reward) == 0:
+            self.dec_reward = np.full(len(self.dec_user), np.nan)
+        if len(self.dec_reward) != len(self.dec_user):
+            raise ValueError(
+                f"{len(self.dec_reward)} decision rewards for {len(self.dec_user)} decisions"
+            )
 
     @property
     def num_llms(self) -> int:
@@ -94,6 +106,16 @@ class RoutingData:
         queries only (a router must not learn its scale from test costs).
         """
         return normalise_cost(self.cost, self.query_task, self.cost_range(reference))
+
+    def with_decisions(self, keep: np.ndarray) -> RoutingData:
+        """A copy with only the decisions in ``keep`` (a mask or indices)."""
+        return replace(
+            self,
+            dec_user=self.dec_user[keep],
+            dec_query=self.dec_query[keep],
+            dec_llm=self.dec_llm[keep],
+            dec_reward=self.dec_reward[keep],
+        )
 
     def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """(N, L) reward of every LLM for each (user, query) under the user's own alpha."""
@@ -167,21 +189,24 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     u_table = store.export_nodes("User", ["alpha"])
     user_ids = u_table.column("id").to_pylist()
     u_index = _index(user_ids)
-    chose = store.export_edges("CHOSE", ["query_id"])
-    dec = [
-        (u_index[u], q_index[q], l_index[m])
-        for u, m, q in zip(
-            chose.column("src").to_pylist(),
-            chose.column("dst").to_pylist(),
-            chose.column("query_id").to_pylist(),
-            strict=True,
-        )
-        if q in q_index
-    ]
+    chose = store.export_edges("CHOSE", ["query_id", "reward"])
+    logged = chose.column("reward").to_numpy(zero_copy_only=False).astype(float)
+    dec, dec_reward = [], []
+    for u, m, q, r in zip(
+        chose.column("src").to_pylist(),
+        chose.column("dst").to_pylist(),
+        chose.column("query_id").to_pylist(),
+        logged,
+        strict=True,
+    ):
+        if q in q_index:
+            dec.append((u_index[u], q_index[q], l_index[m]))
+            dec_reward.append(r)
     dec_arr = np.array(dec, dtype=np.int64).reshape(-1, 3)
     # One decision per (user, query): keep the first if a log has several.
     _, first = np.unique(dec_arr[:, :2], axis=0, return_index=True)
-    dec_arr = dec_arr[np.sort(first)]
+    first = np.sort(first)
+    dec_arr = dec_arr[first]
     pairs, tie_query = _preferences(store, u_index, q_index, l_index)
     return RoutingData(
         query_ids=query_ids,
@@ -205,6 +230,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         dec_user=dec_arr[:, 0],
         dec_query=dec_arr[:, 1],
         dec_llm=dec_arr[:, 2],
+        dec_reward=np.asarray(dec_reward, dtype=float)[first],
         pref_user=pairs[:, 0],
         pref_query=pairs[:, 1],
         pref_win=pairs[:, 2],

@@ -107,10 +107,10 @@ def pairwise_accuracy(
     ties = int(mask[data.tie_query].sum())
     if len(idx) == 0 or not router.scores_pairs:
         return float("nan"), 0, ties
-    scores = router.score(data, data.pref_user[idx], data.pref_query[idx])
-    rows = np.arange(len(idx))
-    win, lose = scores[rows, data.pref_win[idx]], scores[rows, data.pref_lose[idx]]
-    return float(np.mean((win > lose) + 0.5 * (win == lose))), len(idx), ties
+    margin = router.pair_margin(
+        data, data.pref_user[idx], data.pref_query[idx], data.pref_win[idx], data.pref_lose[idx]
+    )
+    return float(np.mean((margin > 0) + 0.5 * (margin == 0))), len(idx), ties
 
 
 def metrics_by_user(data: RoutingData, idx: np.ndarray, picks: np.ndarray) -> dict[int, Metrics]:

@@ -123,6 +123,7 @@ def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -
         dec_user=old_to_new[data.dec_user[keep]],
         dec_query=data.dec_query[keep],
         dec_llm=data.dec_llm[keep],
+        dec_reward=data.dec_reward[keep],
         pref_user=old_to_new[data.pref_user[pairs]],
         pref_query=data.pref_query[pairs],
         pref_win=data.pref_win[pairs],
@@ -146,6 +147,7 @@ def _fingerprint(data: RoutingData, split: Split, spec: SubgraphSpec) -> str:
         data.dec_user,
         data.dec_query,
         data.dec_llm,
+        data.dec_reward,
         data.pref_user,
         data.pref_query,
         data.pref_win,
@@ -177,6 +179,7 @@ def export_training_subgraph(
     g["user"].alpha = torch.from_numpy(data.user_alpha)
     g["task"].ids = list(data.task_ids)
     g.decisions = torch.from_numpy(np.stack([data.dec_user, data.dec_query, data.dec_llm]))
+    g.decision_reward = torch.from_numpy(data.dec_reward)  # NaN where none was logged
     g.preferences = torch.from_numpy(
         np.stack([data.pref_user, data.pref_query, data.pref_win, data.pref_lose])
     )
@@ -224,6 +227,7 @@ def load_training_subgraph(path: str | Path) -> TrainingSubgraph:
         dec_user=dec[0],
         dec_query=dec[1],
         dec_llm=dec[2],
+        dec_reward=g.decision_reward.numpy(),
         pref_user=pref[0],
         pref_query=pref[1],
         pref_win=pref[2],

@@ -104,12 +104,9 @@ def most_chosen_llm(data: RoutingData, split: Split) -> int:
 
 def _without_decisions(data: RoutingData, drop: np.ndarray, drop_pairs: np.ndarray) -> RoutingData:
     """``data`` without the decisions ``drop`` and the judgements ``drop_pairs`` (masks)."""
-    keep, keep_pairs = ~drop, ~drop_pairs
+    keep_pairs = ~drop_pairs
     return dataclasses.replace(
-        data,
-        dec_user=data.dec_user[keep],
-        dec_query=data.dec_query[keep],
-        dec_llm=data.dec_llm[keep],
+        data.with_decisions(~drop),
         pref_user=data.pref_user[keep_pairs],
         pref_query=data.pref_query[keep_pairs],
         pref_win=data.pref_win[keep_pairs],
@@ -128,12 +125,14 @@ def _without_llm(data: RoutingData, llm: int) -> RoutingData:
     simulated = ~np.isnan(data.user_alpha[data.dec_user[chose]])
     redo = chose[simulated]
     reward = view.reward(data.dec_user[redo], data.dec_query[redo])
-    dec_llm = data.dec_llm.copy()
+    dec_llm, dec_reward = data.dec_llm.copy(), data.dec_reward.copy()
     dec_llm[redo] = best_llm(reward, cost[data.dec_query[redo]])
+    dec_reward[redo] = reward[np.arange(len(redo)), dec_llm[redo]]
     pairs_with = (data.pref_win == llm) | (data.pref_lose == llm)
     drop = np.zeros(len(dec_llm), dtype=bool)
     drop[chose[~simulated]] = True
-    return _without_decisions(dataclasses.replace(view, dec_llm=dec_llm), drop, pairs_with)
+    remade = dataclasses.replace(view, dec_llm=dec_llm, dec_reward=dec_reward)
+    return _without_decisions(remade, drop, pairs_with)
 
 
 def _retrain(reference: GNNRouter, data: RoutingData, split: Split) -> GNNRouter:
@@ -180,7 +179,12 @@ def new_user_evaluation(
     }
     for k in sorted(shots):
         chosen = np.concatenate([pool[:k] for pool in pools.values()]).astype(np.int64)
-        with router.onboarded(data.dec_user[chosen], data.dec_query[chosen], data.dec_llm[chosen]):
+        with router.onboarded(
+            data.dec_user[chosen],
+            data.dec_query[chosen],
+            data.dec_llm[chosen],
+            data.dec_reward[chosen],
+        ):
             picks = router.route(data, data.dec_user[idx], data.dec_query[idx])
         result.picks[k] = picks
         result.by_shots[k] = metrics_for_choices(data, idx, picks)

@@ -15,9 +15,12 @@ Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
    description is scored without retraining.
 4. **Users** hear from their decisions (``CHOSE``, and non-tie ``PREFERRED``
    judgements as a choice between two candidates): a decision on query q for
-   LLM l sends ``MLP([h_l, h_q, P, C, P - max P, C - min C])`` where P, C are
-   the outcomes the user saw on q (what was chosen and, over the candidates it
-   was shown, what it gave up).
+   LLM l sends ``MLP([h_l, h_q, P, C, P - max P, C - min C, r, logit a_r])`` where
+   P, C are the outcomes the user saw on q (what was chosen and, over the
+   candidates it was shown, what it gave up), r the reward the user logged for
+   the decision and ``a_r = (r + C) / (P + C)`` the weight for which the
+   utility below equals it (each with a flag: 0 where there is no reward or
+   ``a_r`` is undefined).
    ``h_u = sum / (count + n_0)``, a mean shrunk towards 0 (the population
    prior) for users known from few decisions; while a decision is a training
    target its own message is left out (exact leave-one-out); a user without
@@ -25,16 +28,20 @@ Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
    retraining).
 5. **Utility** of LLM l for user u on query q::
 
-       U(u, q, l) = a_u * P(q, l) - (1 - a_u) * softplus(k) * C(q, l)
+       U(u, q, l) = a_u * P(q, l) - (1 - a_u) * C(q, l)
 
-   with ``a_u = sigmoid(w^T h_u + b)`` the learned quality-vs-cost preference
-   (a free per-user LLM-affinity term was tried and dropped: it explained the
-   choices by LLM identity instead of the trade-off, and routed worse).
-   Training explains each choice by the outcomes the user saw (a listwise
-   softmax over the candidates of ``beta * U``);
-   routing a new query uses the predicted outcomes ``p, c`` and picks the
-   highest expected utility. With ``personalized=False`` ``h_u`` is always 0:
-   the same network without users (GraphRouter-style, equal capacity).
+   with ``a_u = sigmoid(w^T h_u + b)`` the learned quality-vs-cost preference,
+   on the scale of the logged rewards (a free per-user LLM-affinity term was
+   tried and dropped: it explained the choices by LLM identity instead of the
+   trade-off, and routed worse). Training explains each choice by the outcomes
+   the user saw (a listwise softmax over the candidates of ``beta * U``) and
+   each logged reward by ``U`` of the chosen LLM. Choices alone say little
+   about a_u: with 0/1 scores, every user who values a correct answer above
+   its cost difference picks the cheapest correct LLM, whatever the weight;
+   the rewards tell those users apart. Routing a new query uses the predicted
+   outcomes ``p, c`` and picks the highest expected utility. With
+   ``personalized=False`` ``h_u`` is always 0: the same network without users
+   (GraphRouter-style, equal capacity).
 
 Shapes: ``N`` queries, ``L`` LLMs, ``U`` users, ``E`` decisions, ``D`` embedding
 size, ``H`` hidden size.
@@ -99,10 +106,9 @@ class PersonalizedRouterGNN(nn.Module):
         self.llm_enc = _mlp(llm_dim, hidden, hidden, dropout)
         self.perf_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
         self.cost_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
-        self.decision_msg = _mlp(2 * hidden + 4, hidden, hidden, dropout)
+        self.decision_msg = _mlp(2 * hidden + 8, hidden, hidden, dropout)
         self.pref = nn.Linear(hidden, 1)
         self.prior_weight = nn.Parameter(torch.ones(2))
-        self.cost_scale = nn.Parameter(torch.zeros(1))
         self.log_beta = nn.Parameter(torch.zeros(1))
         self.reset_parameters()
 
@@ -111,7 +117,6 @@ class PersonalizedRouterGNN(nn.Module):
             if isinstance(module, nn.Linear | nn.Embedding):
                 module.reset_parameters()
         nn.init.ones_(self.prior_weight)
-        nn.init.zeros_(self.cost_scale)
         nn.init.constant_(self.log_beta, 2.0)  # beta = e^2; choices are near-deterministic
 
     def __repr__(self) -> str:
@@ -152,11 +157,14 @@ class PersonalizedRouterGNN(nn.Module):
         candidates: Tensor,
         query: Tensor,
         llm: Tensor,
+        reward: Tensor,
     ) -> Tensor:
         """One message per decision (query[i] decided for llm[i] among the
         ``candidates[i]`` (E, L) it was shown: all LLMs of a choice, two of a
-        pairwise preference) from the outcomes ``perf``/``cost`` (N, L) the user saw; (E, H)."""
+        pairwise preference) from the outcomes ``perf``/``cost`` (N, L) the user saw
+        and the ``reward`` (E,) the user logged (NaN: none); (E, H)."""
         p, c, ok = perf[query], cost[query], candidates
+        logged = ~reward.isnan()
         chosen_p = p.gather(1, llm[:, None])
         chosen_c = c.gather(1, llm[:, None])
         feats = torch.cat(
@@ -165,10 +173,24 @@ class PersonalizedRouterGNN(nn.Module):
                 chosen_c,
                 chosen_p - p.masked_fill(~ok, -torch.inf).max(1, keepdim=True).values,
                 chosen_c - c.masked_fill(~ok, torch.inf).min(1, keepdim=True).values,
+                torch.where(logged, reward, 0.0)[:, None],
+                logged[:, None].to(p.dtype),
+                *self._implied_weight(chosen_p, chosen_c, reward),
             ],
             -1,
         )
         return self.decision_msg(torch.cat([h_l[llm], h_q[query], feats], -1))
+
+    @staticmethod
+    def _implied_weight(perf: Tensor, cost: Tensor, reward: Tensor) -> tuple[Tensor, Tensor]:
+        """The weight ``a`` for which the utility of the chosen LLM equals the logged
+        reward (``a = (r + C) / (P + C)``), as a logit, and where it is defined (a reward
+        was logged and ``P + C`` is not ~0): two (E, 1) features."""
+        reward = reward[:, None]
+        scale = perf + cost
+        defined = ~reward.isnan() & (scale > 0.1)
+        a = ((reward + cost) / scale.clamp(min=0.1)).clamp(0.02, 0.98)
+        return torch.where(defined, torch.logit(a), 0.0), defined.to(perf.dtype)
 
     def user_states(self, messages: Tensor, user: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
         """Sum and count of decision messages per user: (U, H), (U, 1)."""
@@ -183,14 +205,17 @@ class PersonalizedRouterGNN(nn.Module):
         return total, count
 
     # -- scoring ----------------------------------------------------------------
-    def utility(self, h_u: Tensor, h_l: Tensor, perf: Tensor, cost: Tensor) -> Tensor:
-        """(B, L) utilities for B user states, given each row's performance (as a
-        probability or observed score) and normalised cost per LLM."""
+    def preference(self, h_u: Tensor) -> Tensor:
+        """(B, 1) each user state's weight ``a_u`` on quality against cost."""
         if not self.personalized:
             h_u = torch.zeros_like(h_u)
-        a = torch.sigmoid(self.pref(h_u))  # (B, 1)
-        base = a * perf - (1 - a) * F.softplus(self.cost_scale) * cost
-        return base
+        return torch.sigmoid(self.pref(h_u))
+
+    def utility(self, h_u: Tensor, perf: Tensor, cost: Tensor) -> Tensor:
+        """(B, L) utilities for B user states, given each row's performance (as a
+        probability or observed score) and normalised cost per LLM."""
+        a = self.preference(h_u)
+        return a * perf - (1 - a) * cost
 
     @property
     def temperature(self) -> Tensor:

@@ -107,6 +107,7 @@ class Explanation:
 
     known_user: bool
     message: str
+    quality_weight: float  # the user's learned weight on quality vs cost (new user: the prior)
     past_queries: list[PastQuery] = field(default_factory=list)  # known user: their nearest
     prior_queries: list[str] = field(default_factory=list)  # new user: the queries considered
     prior_choices: list[PriorChoice] = field(default_factory=list)  # new user
@@ -252,6 +253,8 @@ class RoutingService:
         )
         self._has_decisions = np.diff(self._dec_bounds) > 0
         self._model_tasks = set(self.router.task_ids)
+        self._weights = self.router.preferences()
+        self._prior_weight = self.router.prior_preference()
 
     def health(self) -> dict[str, Any]:
         """What the service serves: model, tasks, LLMs and graph sizes."""
@@ -398,19 +401,25 @@ class RoutingService:
         past = [self._past_query(row, int(q), sims[q]) for q in nearest]
         n_dec = int((self.data.dec_user == row).sum())
         n_pref = int((self.data.pref_user == row).sum())
+        weight = float(self._weights[row])
         message = (
             f"{user} is a known user ({n_dec} decisions, {n_pref} preference judgements, "
-            f"{len(queries)} past queries); ranked for them. "
+            f"{len(queries)} past queries); ranked for them, with their learned weight on "
+            f"quality vs cost {weight:.2f} (new users: {self._prior_weight:.2f}). "
             f"Their {len(past)} most similar past queries are listed with what they chose."
         )
-        return Explanation(known_user=True, message=message, past_queries=past, task_note=note)
+        return Explanation(
+            known_user=True,
+            message=message,
+            quality_weight=weight,
+            past_queries=past,
+            task_note=note,
+        )
 
     def _explain_new(self, user: str, task: str, sims: np.ndarray, note: str | None) -> Explanation:
         data = self.data
         pool = np.flatnonzero(self._has_decisions)
-        same_task = pool[
-            data.task_ids[0:0] == [] and data.query_task[pool] == data.task_ids.index(task)
-        ]
+        same_task = pool[data.query_task[pool] == data.task_ids.index(task)]
         if len(same_task):
             pool = same_task
         nearest = pool[np.argsort(-sims[pool], kind="stable")[: self.prior_k]]
@@ -432,13 +441,15 @@ class RoutingService:
             else "is not in the graph"
         )
         message = (
-            f"{user} is a new user ({why}): routed with the population prior, which reflects "
-            f"known users' choices ({total} decisions) on the {len(nearest)} most similar "
-            f"known queries" + (f" of task {task!r}." if len(same_task) else ".")
+            f"{user} is a new user ({why}): routed with the population prior (weight on "
+            f"quality vs cost {self._prior_weight:.2f}), which reflects known users' choices "
+            f"({total} decisions) on the {len(nearest)} most similar known queries"
+            + (f" of task {task!r}." if len(same_task) else ".")
         )
         return Explanation(
             known_user=False,
             message=message,
+            quality_weight=self._prior_weight,
             prior_queries=[data.query_ids[int(q)] for q in nearest],
             prior_choices=choices,
             task_note=note,

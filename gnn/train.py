@@ -4,12 +4,14 @@ Supervision is grouped per (user, query): for each training decision the
 model computes the utility of every candidate LLM of that query from the
 outcomes the user saw, with the decision's own message left out of the user's
 state, and a softmax over the candidates (listwise) pulls the user's choice
-up. Candidates with the same observed performance and a cost no lower count
-as the choice too (cost breaks performance ties, as real and simulated users
-do). Auxiliary losses fit the outcome heads to the training queries'
-performance and normalised cost (costs are normalised with training-query
-ranges only). Early stopping and checkpoint selection use validation queries
-only (the choice likelihood on them); the test split is never touched here.
+up; where the user logged a reward for the choice, the utility of the chosen
+LLM is fitted to it (squared error, ``reward_weight``). Candidates with the
+same observed performance and a cost no lower count as the choice too (cost
+breaks performance ties, as real and simulated users do). Auxiliary losses
+fit the outcome heads to the training queries' performance and normalised
+cost (costs are normalised with training-query ranges only). Early stopping
+and checkpoint selection use validation queries only (the same decision loss
+on them); the test split is never touched here.
 
 New LLMs: the outcome heads read each LLM's outcomes on similar training
 queries (``gnn.graph.neighbour_outcomes``) and its description, never its
@@ -54,6 +56,9 @@ class TrainConfig:
     patience: int = 100
     neighbours: int = 10
     aux_weight: float = 1.0
+    # Weight of the squared error between the utility of a chosen LLM (from the outcomes the
+    # user saw) and the reward the user logged for it, where one was logged.
+    reward_weight: float = 1.0
     # A user's state is sum(messages) / (decisions + prior_decisions): a user known from a
     # few decisions stays near the population prior (state 0) instead of trusting them fully.
     prior_decisions: float = 5.0
@@ -145,8 +150,7 @@ class GNNRouter(Router):
         if pairs is None:
             pairs = np.flatnonzero(split.train[data.pref_query])
         self._states: torch.Tensor | None = None  # user states for predict(), see there
-        users, queries, llms, self._cand = self._decisions(data, decisions, pairs)
-        self._dec = (users, queries, llms)
+        *self._dec, self._cand = self._decisions(data, decisions, pairs)
         self.model = PersonalizedRouterGNN(
             data.query_emb.shape[1],
             data.llm_emb.shape[1],
@@ -160,8 +164,9 @@ class GNNRouter(Router):
     def _decisions(
         self, data: RoutingData, decisions: np.ndarray, pairs: np.ndarray
     ) -> tuple[torch.Tensor, ...]:
-        """(user, query, llm, candidates (E, L)) of choices and non-tie pairwise judgements:
-        a choice is among all available LLMs, a judgement between its two."""
+        """(user, query, llm, logged reward, candidates (E, L)) of choices and non-tie
+        pairwise judgements: a choice is among all available LLMs, a judgement between
+        its two (and has no reward)."""
         n_llms = data.num_llms
         pair_cand = np.zeros((len(pairs), n_llms), dtype=bool)
         pair_cand[np.arange(len(pairs)), data.pref_win[pairs]] = True
@@ -172,13 +177,15 @@ class GNNRouter(Router):
             np.concatenate([data.dec_llm[decisions], data.pref_win[pairs]]),
         )
         users, queries, llms = (torch.from_numpy(a).to(self.device) for a in arrays)
+        reward = np.concatenate([data.dec_reward[decisions], np.full(len(pairs), np.nan)])
+        rewards = torch.tensor(reward, dtype=torch.float32, device=self.device)
         cand = torch.cat(
             [
                 self._available[queries[: len(decisions)]],
                 torch.from_numpy(pair_cand).to(self.device),
             ]
         )
-        return users, queries, llms, cand
+        return users, queries, llms, rewards, cand
 
     def _neighbours(self, emb: np.ndarray, same: np.ndarray | None = None) -> torch.Tensor:
         """Outcome messages (B, L, 3) for query embeddings ``emb``; ``same[i]`` is the row
@@ -204,7 +211,7 @@ class GNNRouter(Router):
         rng = np.random.default_rng(self.seed)
         self._prepare(data, split)
         dev = self.device
-        du, dq, dl = self._dec
+        du, dq, dl, dr = self._dec
         cand = self._cand
         o_q, o_l = np.nonzero(~np.isnan(self._ref_perf))
         oq, ol = torch.from_numpy(o_q).to(dev), torch.from_numpy(o_l).to(dev)
@@ -233,14 +240,12 @@ class GNNRouter(Router):
                 cost[oq, ol], o_cost
             )
             msgs = self.model.decision_messages(
-                h_q, h_l, self._seen_perf, self._seen_cost, cand, dq, dl
+                h_q, h_l, self._seen_perf, self._seen_cost, cand, dq, dl, dr
             )
             total, count = self.model.user_states(msgs, du, self._num_users)
             others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
-            utility = self.model.utility(h_u, h_l, self._seen_perf[dq], self._seen_cost[dq])
-            scores = (self.model.temperature * utility).masked_fill(~cand, -1e9)
-            loss = _choice_nll(scores, tied) + cfg.aux_weight * aux
+            loss = self._decision_loss(h_u, dq, dl, dr, cand, tied) + cfg.aux_weight * aux
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -268,6 +273,19 @@ class GNNRouter(Router):
         self._states = None
         self.best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
         log.info("%s: best validation loss %.4f", self.name, -best_key[0])
+
+    def _decision_loss(self, h_u, queries, llms, rewards, cand, tied) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        """Choice likelihood plus the logged rewards' squared error, both given the
+        outcomes the users saw."""
+        utility = self.model.utility(h_u, self._seen_perf[queries], self._seen_cost[queries])
+        scores = (self.model.temperature * utility).masked_fill(~cand, -1e9)
+        loss = _choice_nll(scores, tied)
+        logged = ~rewards.isnan()
+        if logged.any():
+            chosen = utility.gather(1, llms[:, None])[:, 0]
+            error = (chosen - rewards)[logged]
+            loss = loss + self.train_config.reward_weight * error.square().mean()
+        return loss
 
     def _few_shot_neighbours(self, rng: np.random.Generator) -> torch.Tensor:
         """The outcome messages with one random LLM known from only a few training queries."""
@@ -301,16 +319,16 @@ class GNNRouter(Router):
         return h_q, h_l, perf, cost
 
     def _user_state(self, h_q, h_l):  # type: ignore[no-untyped-def]
-        du, dq, dl = self._dec
+        du, dq, dl, dr = self._dec
         msgs = self.model.decision_messages(
-            h_q, h_l, self._seen_perf, self._seen_cost, self._cand, dq, dl
+            h_q, h_l, self._seen_perf, self._seen_cost, self._cand, dq, dl, dr
         )
         total, count = self.model.user_states(msgs, du, self._num_users)
         return total / (count + self.train_config.prior_decisions).clamp(min=1)
 
-    def _route_utility(self, h_u, h_l, perf, cost):  # type: ignore[no-untyped-def]
+    def _route_utility(self, h_u, perf, cost):  # type: ignore[no-untyped-def]
         """Expected utility on queries with unknown outcomes: the predicted ones."""
-        return self.model.utility(h_u, h_l, torch.sigmoid(perf), cost)
+        return self.model.utility(h_u, torch.sigmoid(perf), cost)
 
     def _tied_with_choice(self, queries, llms, cand, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """(E, L) candidates as good as the choice: the same observed performance and a
@@ -334,48 +352,76 @@ class GNNRouter(Router):
         )
 
     @torch.no_grad()
-    def _validate(self, v_u, v_q, v_l, v_c) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    def _validate(self, v_u, v_q, v_l, v_r, v_c) -> tuple[float, float]:  # type: ignore[no-untyped-def]
         """Validation routing accuracy, and the validation loss that selects checkpoints.
 
-        The loss is the choice likelihood on held-out queries given the outcomes
-        the users saw there. (Adding the outcome heads' error selected early
-        epochs, before user preferences were learned.) Accuracy is reported, not
-        selected on: agreeing with realised choices favours cheap LLMs over the
-        best expected reward.
+        The loss is the decision loss (choice likelihood and logged rewards' error)
+        on held-out queries given the outcomes the users saw there. (Adding the
+        outcome heads' error selected early epochs, before user preferences were
+        learned.) Accuracy is reported, not selected on: agreeing with realised
+        choices favours cheap LLMs over the best expected reward.
         """
         if len(v_u) == 0:
             return 0.0, 0.0
         self.model.eval()
         h_q, h_l, perf, cost = self._encode()
         h_u = self._user_state(h_q, h_l)
-        routed = self._route_utility(h_u[v_u], h_l, perf[v_q], cost[v_q]).masked_fill(~v_c, -1e9)
-        seen = self.model.utility(h_u[v_u], h_l, self._seen_perf[v_q], self._seen_cost[v_q])
+        routed = self._route_utility(h_u[v_u], perf[v_q], cost[v_q]).masked_fill(~v_c, -1e9)
         tied = self._tied_with_choice(v_q, v_l, v_c, self._seen_perf, self._seen_cost)
-        nll = _choice_nll((self.model.temperature * seen).masked_fill(~v_c, -1e9), tied)
-        return float((routed.argmax(1) == v_l).float().mean()), float(nll)
+        loss = self._decision_loss(h_u[v_u], v_q, v_l, v_r, v_c, tied)
+        return float((routed.argmax(1) == v_l).float().mean()), float(loss)
+
+    @torch.no_grad()
+    def preferences(self) -> np.ndarray:
+        """(U,) each user's learned weight on quality against cost (``a_u``), from the
+        decisions the router knows (the population prior for users without any)."""
+        self.model.eval()
+        h_q, h_l, _, _ = self._encode()
+        return self.model.preference(self._user_state(h_q, h_l))[:, 0].cpu().numpy()
+
+    @torch.no_grad()
+    def prior_preference(self) -> float:
+        """The weight on quality of a user the router knows nothing about."""
+        return float(self.model.preference(torch.zeros(1, self.model.hidden, device=self.device)))
 
     # -- onboarding without retraining -------------------------------------------
-    def onboard(self, users: np.ndarray, queries: np.ndarray, llms: np.ndarray) -> None:
-        """Add decisions to the users' states without retraining (new-user onboarding).
+    def onboard(
+        self,
+        users: np.ndarray,
+        queries: np.ndarray,
+        llms: np.ndarray,
+        rewards: np.ndarray | None = None,
+    ) -> None:
+        """Add decisions (and the rewards logged for them; NaN or None: none) to the
+        users' states without retraining (new-user onboarding).
 
         The decisions' queries must be ones whose outcomes the router may see
         (not test queries)."""
-        du, dq, dl = self._dec
+        du, dq, dl, dr = self._dec
         dev = self.device
         queries = torch.as_tensor(queries, device=dev)
-        self._dec = (
+        if rewards is None:
+            rewards = np.full(len(queries), np.nan)
+        self._dec = [
             torch.cat([du, torch.as_tensor(users, device=dev)]),
             torch.cat([dq, queries]),
             torch.cat([dl, torch.as_tensor(llms, device=dev)]),
-        )
+            torch.cat([dr, torch.as_tensor(rewards, dtype=torch.float32, device=dev)]),
+        ]
         self._cand = torch.cat([self._cand, self._available[queries]])
         self._states = None
 
     @contextmanager
-    def onboarded(self, users: np.ndarray, queries: np.ndarray, llms: np.ndarray) -> Iterator[None]:
+    def onboarded(
+        self,
+        users: np.ndarray,
+        queries: np.ndarray,
+        llms: np.ndarray,
+        rewards: np.ndarray | None = None,
+    ) -> Iterator[None]:
         """:meth:`onboard` these decisions for the duration of a ``with`` block."""
         saved = self._dec, self._cand
-        self.onboard(users, queries, llms)
+        self.onboard(users, queries, llms, rewards)
         try:
             yield
         finally:
@@ -405,8 +451,38 @@ class GNNRouter(Router):
         out = []
         for start in range(0, len(u), 8192):
             s = slice(start, start + 8192)
-            out.append(self._route_utility(h_u[u[s]], h_l, perf[q[s]], cost[q[s]]))
+            out.append(self._route_utility(h_u[u[s]], perf[q[s]], cost[q[s]]))
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, data.num_llms))
+
+    @torch.no_grad()
+    def pair_margin(
+        self,
+        data: RoutingData,
+        users: np.ndarray,
+        queries: np.ndarray,
+        first: np.ndarray,
+        second: np.ndarray,
+    ) -> np.ndarray:
+        """P(users[i] prefers first[i] over second[i]) - 1/2 under the choice model the
+        router was trained with (``sigmoid(beta * (U_first - U_second))`` on the outcomes
+        the user sees), the unknown performances drawn as successes with their predicted
+        probabilities. A judge compares the answers it got, not their expectations: a
+        cheap answer that may be right beats a dear one that is a little likelier right."""
+        self.model.eval()
+        h_q, h_l, perf, cost = self._encode()
+        h_u = self._user_state(h_q, h_l)
+        dev = self.device
+        u, q, f, s = (torch.as_tensor(x, device=dev) for x in (users, queries, first, second))
+        a = self.model.preference(h_u[u])[:, 0]
+        p_f, p_s = torch.sigmoid(perf[q, f]), torch.sigmoid(perf[q, s])
+        cost_gap = (1 - a) * (cost[q, f] - cost[q, s])
+        prob = torch.zeros_like(a)
+        for x_f in (0.0, 1.0):
+            for x_s in (0.0, 1.0):
+                weight = (p_f if x_f else 1 - p_f) * (p_s if x_s else 1 - p_s)
+                gap = a * (x_f - x_s) - cost_gap
+                prob += weight * torch.sigmoid(self.model.temperature * gap)
+        return (prob - 0.5).cpu().numpy()
 
     @torch.no_grad()
     def predict(self, query_emb: np.ndarray, tasks: list[str], users: np.ndarray) -> Prediction:
@@ -436,7 +512,7 @@ class GNNRouter(Router):
         h_u = torch.where(
             (users_t >= 0)[:, None], states[users_t.clamp(min=0)], torch.zeros_like(h_q)
         )
-        utility = self._route_utility(h_u, h_l, perf, cost).cpu().numpy()
+        utility = self._route_utility(h_u, perf, cost).cpu().numpy()
         lo, hi = self._task_cost_range[task.cpu().numpy()].T
         usd = cost.cpu().numpy() * (hi - lo)[:, None] + lo[:, None]
         return Prediction(utility, torch.sigmoid(perf).cpu().numpy(), usd)
@@ -498,7 +574,15 @@ class GNNRouter(Router):
             **(everything if serving else {}),
             task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
         )
-        router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
+        try:
+            router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            from prouter.errors import ProuterError
+
+            raise ProuterError(
+                "the checkpoint's weights do not fit this version of the model (it was "
+                f"trained by an older release); retrain it with `prouter train`: {exc}"
+            ) from exc
         router._states = None
         router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
         return router

@@ -132,6 +132,9 @@ def test_known_user_ranking_and_explanation_come_from_model_and_graph(trained):
     # The explanation lists the user's own past queries, nearest first: the query itself.
     ex = result.explanation
     assert ex.known_user and not ex.prior_choices
+    weight = float(service.router.preferences()[row])
+    assert ex.quality_weight == pytest.approx(weight)
+    assert f"learned weight on quality vs cost {weight:.2f}" in ex.message
     assert len(ex.past_queries) == 3
     assert ex.past_queries[0].query_id == qid
     assert ex.past_queries[0].similarity == pytest.approx(1.0, abs=1e-5)
@@ -172,6 +175,7 @@ def test_a_new_user_is_routed_with_the_prior_and_told_whose_choices_it_reflects(
     assert not ex.known_user and not ex.past_queries
     assert "newcomer is a new user (is not in the graph)" in ex.message
     assert "population prior" in ex.message
+    assert ex.quality_weight == pytest.approx(service.router.prior_preference())
     # Same scores as the model's prior (h_u = 0), and for any other unknown user.
     pred = service.router.predict(service.embedder.embed([text]), [task], np.array([-1]))
     assert sorted(r.utility for r in result.ranking) == pytest.approx(sorted(pred.utility[0]))
@@ -227,7 +231,9 @@ def test_batch_routing_matches_single_requests_and_bad_requests_fail_cleanly(tra
         past = [(p.query_id, p.chosen_llm) for p in one.explanation.past_queries]
         assert [(p.query_id, p.chosen_llm) for p in got.explanation.past_queries] == past
         assert [r.llm_id for r in got.ranking] == [r.llm_id for r in one.ranking]
-        assert [r.utility for r in got.ranking] == pytest.approx([r.utility for r in one.ranking])
+        # Batched and single lookups differ only by float rounding.
+        utilities = [r.utility for r in one.ranking]
+        assert [r.utility for r in got.ranking] == pytest.approx(utilities, rel=1e-5, abs=1e-7)
     with pytest.raises(ProuterError, match=r"unknown task 'poetry'; the model knows: code"):
         service.route("user-0003", text, "poetry")
     with pytest.raises(ProuterError, match="query text is missing or empty"):

@@ -67,6 +67,21 @@ class Router(abc.ABC):
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """(N, L) scores, higher is better, for the pairs (users[i], queries[i])."""
 
+    def pair_margin(
+        self,
+        data: RoutingData,
+        users: np.ndarray,
+        queries: np.ndarray,
+        first: np.ndarray,
+        second: np.ndarray,
+    ) -> np.ndarray:
+        """(N,) positive where the router expects users[i] to prefer LLM first[i] over
+        second[i] on queries[i], negative for the reverse, 0 for no preference. By
+        default the difference of the two scores."""
+        scores = self.score(data, users, queries)
+        rows = np.arange(len(users))
+        return scores[rows, first] - scores[rows, second]
+
     def route(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """The chosen LLM index per pair, among LLMs with an outcome for the query."""
         if self._cost_rank is None:

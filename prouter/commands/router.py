@@ -12,7 +12,7 @@ from prouter.commands.common import Settings, comma_list, domain_errors, echo_wr
 
 @click.command()
 @click.option("--seed", default=0, show_default=True, help="Seed of the split and the model.")
-@click.option("--epochs", default=300, show_default=True, help="Most training epochs.")
+@click.option("--epochs", default=600, show_default=True, help="Most training epochs.")
 @click.option("--hidden", default=64, show_default=True, help="Hidden size.")
 @click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."
@@ -108,7 +108,7 @@ SETTINGS = ("general", "new_user", "new_llm")
 )
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--tasks", help="Comma-separated task ids (default: all).")
-@click.option("--epochs", default=300, show_default=True, help="Most epochs of the GNNs.")
+@click.option("--epochs", default=600, show_default=True, help="Most epochs of the GNNs.")
 @click.option(
     "--settings",
     "settings_",
@@ -181,7 +181,8 @@ def evaluate(
     fewshot: dict[str, list] = {s: [] for s in wanted if s != "general"}
 
     def progress(name: str, seed: int, metrics) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}", err=True)
+        pairs = f" pairwise accuracy {metrics.pairwise_accuracy:.4f}" if metrics.pairwise_n else ""
+        click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}{pairs}", err=True)
 
     def few_shot(name: str, seed: int, split, router) -> None:  # type: ignore[no-untyped-def]
         if name != "gnn":

@@ -184,7 +184,8 @@ def test_learned_routers_beat_random_with_informative_queries(informative, routi
 
 
 def _corrupted(data: RoutingData, split: Split) -> RoutingData:
-    """Everything a router must not read, changed: test labels and outcomes, and alphas."""
+    """Everything a router must not read, changed: test labels, rewards and outcomes, and
+    alphas."""
     rng = np.random.default_rng(1)
     n_llms = data.num_llms
     dec_llm = data.dec_llm.copy()
@@ -196,6 +197,7 @@ def _corrupted(data: RoutingData, split: Split) -> RoutingData:
     return dataclasses.replace(
         data,
         dec_llm=dec_llm,
+        dec_reward=np.where(on_test, rng.random(len(on_test)), data.dec_reward),
         performance=performance,
         cost=cost,
         user_alpha=rng.random(len(data.user_alpha)),
@@ -221,12 +223,7 @@ def test_no_router_reads_test_labels(name, fitted, routing_data, routing_split):
 def test_user_without_training_decisions(name, routing_data, routing_split):
     """A user with no training decisions still gets finite scores (the fallbacks)."""
     keep = ~((routing_data.dec_user == 0) & routing_split.train[routing_data.dec_query])
-    data = dataclasses.replace(
-        routing_data,
-        dec_user=routing_data.dec_user[keep],
-        dec_query=routing_data.dec_query[keep],
-        dec_llm=routing_data.dec_llm[keep],
-    )
+    data = routing_data.with_decisions(keep)
     router = make(name).fit(data, routing_split)
     queries = np.flatnonzero(routing_split.test)
     scores = router.score(data, np.zeros(len(queries), dtype=np.int64), queries)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -76,12 +74,7 @@ def test_checkpoint_state_round_trips(reference, routing_data, routing_split, tm
     state = torch.load(path, weights_only=False)
     # Serving uses every decision in the graph; with only the training ones it is the same router.
     train = routing_split.train[data.dec_query]
-    same_decisions = dataclasses.replace(
-        data,
-        dec_user=data.dec_user[train],
-        dec_query=data.dec_query[train],
-        dec_llm=data.dec_llm[train],
-    )
+    same_decisions = data.with_decisions(train)
     loaded = GNNRouter.from_state(state, same_decisions, device="cpu")
     idx = np.flatnonzero(routing_split.test[data.dec_query])[:200]
     users, queries = data.dec_user[idx], data.dec_query[idx]

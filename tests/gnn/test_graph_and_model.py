@@ -74,12 +74,13 @@ def test_model_shapes_and_repr():
         torch.tensor([2, 2, 0, 1]),
     )
     candidates = torch.ones(4, 3, dtype=torch.bool)
-    msgs = model.decision_messages(h_q, h_l, perf, cost, candidates, queries, llms)
+    rewards = torch.tensor([0.5, float("nan"), -0.1, 1.0])
+    msgs = model.decision_messages(h_q, h_l, perf, cost, candidates, queries, llms, rewards)
     total, count = model.user_states(msgs, users, num_users=3)
     assert (
         msgs.shape == (4, 16) and total.shape == (3, 16) and count.squeeze(1).tolist() == [2, 1, 1]
     )
-    scores = model.utility((total / count)[users], h_l, torch.sigmoid(perf), cost)
+    scores = model.utility((total / count)[users], torch.sigmoid(perf), cost)
     assert scores.shape == (4, 3)
 
 
@@ -90,6 +91,6 @@ def test_users_change_scores_only_when_personalized():
         h_q = model.encode_queries(x, task)
         h_l = model.encode_llms(torch.randn(3, 6))
         perf, cost = model.outcomes(h_q, h_l, neigh)
-        a = model.utility(torch.zeros(2, 16), h_l, torch.sigmoid(perf), cost)
-        b = model.utility(torch.randn(2, 16), h_l, torch.sigmoid(perf), cost)
+        a = model.utility(torch.zeros(2, 16), torch.sigmoid(perf), cost)
+        b = model.utility(torch.randn(2, 16), torch.sigmoid(perf), cost)
         assert torch.allclose(a, b) is (not personalized)

@@ -59,6 +59,7 @@ def test_test_labels_and_outcomes_never_reach_training(gnn, routing_data, routin
         cost=np.where(
             routing_split.test[:, None], routing_data.cost * rng.random(), routing_data.cost
         ),
+        dec_reward=np.where(test_dec, rng.random(len(test_dec)), routing_data.dec_reward),
     )
     other = GNNRouter(seed=0, **FAST).fit(corrupted, routing_split)
     idx = np.flatnonzero(test_dec)[:100]
@@ -78,10 +79,55 @@ def test_onboarding_changes_only_that_users_scores(gnn, routing_data, routing_sp
         :3
     ]
     router.onboard(
-        routing_data.dec_user[val], routing_data.dec_query[val], routing_data.dec_llm[val]
+        routing_data.dec_user[val],
+        routing_data.dec_query[val],
+        routing_data.dec_llm[val],
+        routing_data.dec_reward[val],
     )
     after = router.score(routing_data, np.array([0, 1]), np.array([0, 0]))
     assert not np.allclose(before[0], after[0]) and np.allclose(before[1], after[1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x)).astype(float)
+
+
+def test_learned_preferences_follow_the_users_weights(gnn, routing_data):
+    """The logged rewards teach each user's quality-vs-cost weight: the learned a_u
+    rank the synthetic users as their true alphas do."""
+    assert np.isfinite(routing_data.dec_reward).all()
+    learned = gnn.preferences()
+    assert learned.shape == (len(routing_data.user_ids),)
+    rank_corr = np.corrcoef(_ranks(learned), _ranks(routing_data.user_alpha))[0, 1]
+    assert rank_corr > 0.8
+
+
+def test_rewards_tell_apart_users_whose_choices_are_the_same(routing_data, routing_split):
+    """A copy of user 0 with the same choices but lower logged rewards (as a weight-0.6
+    user would log for the same outcomes, where user 0 logged a weight of 0.9) ends up
+    with a lower preference for quality."""
+    cost = np.nan_to_num(routing_data.cost_norm(), nan=0.0)
+    perf = np.nan_to_num(routing_data.performance, nan=0.0)
+
+    def logged(alpha: float, idx: np.ndarray) -> np.ndarray:
+        q, m = routing_data.dec_query[idx], routing_data.dec_llm[idx]
+        return alpha * perf[q, m] - (1 - alpha) * cost[q, m]
+
+    mine = np.flatnonzero(routing_data.dec_user == 0)
+    twin = len(routing_data.user_ids)
+    rewards = routing_data.dec_reward.copy()
+    rewards[mine] = logged(0.9, mine)
+    data = dataclasses.replace(
+        routing_data,
+        user_ids=[*routing_data.user_ids, "twin"],
+        user_alpha=np.append(routing_data.user_alpha, np.nan),
+        dec_user=np.concatenate([routing_data.dec_user, np.full(len(mine), twin)]),
+        dec_query=np.concatenate([routing_data.dec_query, routing_data.dec_query[mine]]),
+        dec_llm=np.concatenate([routing_data.dec_llm, routing_data.dec_llm[mine]]),
+        dec_reward=np.concatenate([rewards, logged(0.6, mine)]),
+    )
+    a = GNNRouter(seed=0, **FAST).fit(data, routing_split).preferences()
+    assert a[0] > a[twin] + 0.05
 
 
 def test_non_personalized_router_gives_every_user_the_same_scores(routing_data, routing_split):
@@ -92,3 +138,14 @@ def test_non_personalized_router_gives_every_user_the_same_scores(routing_data, 
         np.zeros(len(routing_data.user_ids), dtype=int),
     )
     assert np.allclose(scores, scores[0])
+
+
+def test_a_checkpoint_of_an_older_model_is_refused_clearly(gnn, routing_data):
+    import torch
+
+    from prouter.errors import ProuterError
+
+    state = gnn.state()
+    state["state_dict"] = dict(state["state_dict"]) | {"cost_scale": torch.zeros(1)}
+    with pytest.raises(ProuterError, match="retrain it with `prouter train`"):
+        GNNRouter.from_state(state, routing_data, device="cpu")
