@@ -3,9 +3,10 @@
 **New users.** Some users are held out of training entirely (their decisions
 are removed; their nodes stay, empty). The router trained without them then
 onboards each held-out user with k of their decisions on non-test queries
-(``GNNRouter.onboard``: the user's state is the mean of its decision messages,
-no weights change) and routes their test queries. The reference is the router
-trained *with* them (same split, same seed) on the same test decisions.
+and the rewards logged with them (``GNNRouter.onboard``: the user's state is
+the shrunk mean of its decision messages, no weights change) and routes their
+test queries. The reference is the router trained *with* them (same split,
+same seed) on the same test decisions.
 
 **New LLMs.** One LLM is held out of training: its outcomes are hidden, and a
 decision for it is re-made among the other LLMs for simulated users (whose
