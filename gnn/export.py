@@ -116,14 +116,12 @@ def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -
     pairs = old_to_new[data.pref_user] >= 0
     if not keep.any() and not pairs.any():
         raise ProuterError(f"no decision left in the subgraph {spec.as_dict()}")
+    kept = data.with_decisions(keep)
     return dataclasses.replace(
-        data,
+        kept,
         user_ids=user_ids,
         user_alpha=data.user_alpha[old_to_new >= 0],
-        dec_user=old_to_new[data.dec_user[keep]],
-        dec_query=data.dec_query[keep],
-        dec_llm=data.dec_llm[keep],
-        dec_reward=data.dec_reward[keep],
+        dec_user=old_to_new[kept.dec_user],
         pref_user=old_to_new[data.pref_user[pairs]],
         pref_query=data.pref_query[pairs],
         pref_win=data.pref_win[pairs],

@@ -149,7 +149,7 @@ class GNNRouter(Router):
             decisions = np.flatnonzero(split.train[data.dec_query])
         if pairs is None:
             pairs = np.flatnonzero(split.train[data.pref_query])
-        self._states: torch.Tensor | None = None  # user states for predict(), see there
+        self._states: torch.Tensor | None = None  # see _cached_states
         *self._dec, self._cand = self._decisions(data, decisions, pairs)
         self.model = PersonalizedRouterGNN(
             data.query_emb.shape[1],
@@ -326,6 +326,14 @@ class GNNRouter(Router):
         total, count = self.model.user_states(msgs, du, self._num_users)
         return total / (count + self.train_config.prior_decisions).clamp(min=1)
 
+    def _cached_states(self, h_l: torch.Tensor) -> torch.Tensor:
+        """The users' states (eval mode), kept until decisions or outcomes change:
+        serving answers many lookups per graph state."""
+        if self._states is None:
+            h_q = self.model.encode_queries(self._q_x, self._q_task)
+            self._states = self._user_state(h_q, h_l)
+        return self._states
+
     def _route_utility(self, h_u, perf, cost):  # type: ignore[no-untyped-def]
         """Expected utility on queries with unknown outcomes: the predicted ones."""
         return self.model.utility(h_u, torch.sigmoid(perf), cost)
@@ -376,8 +384,8 @@ class GNNRouter(Router):
         """(U,) each user's learned weight on quality against cost (``a_u``), from the
         decisions the router knows (the population prior for users without any)."""
         self.model.eval()
-        h_q, h_l, _, _ = self._encode()
-        return self.model.preference(self._user_state(h_q, h_l))[:, 0].cpu().numpy()
+        states = self._cached_states(self.model.encode_llms(self._l_x))
+        return self.model.preference(states)[:, 0].cpu().numpy()
 
     @torch.no_grad()
     def prior_preference(self) -> float:
@@ -505,9 +513,7 @@ class GNNRouter(Router):
         h_q = self.model.encode_queries(x, task)
         h_l = self.model.encode_llms(self._l_x)
         perf, cost = self.model.outcomes(h_q, h_l, self._neighbours(np.asarray(query_emb)))
-        if self._states is None:  # cached: serving answers many lookups per graph state
-            self._states = self._user_state(self.model.encode_queries(self._q_x, self._q_task), h_l)
-        states = self._states
+        states = self._cached_states(h_l)
         users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.device)
         h_u = torch.where(
             (users_t >= 0)[:, None], states[users_t.clamp(min=0)], torch.zeros_like(h_q)
