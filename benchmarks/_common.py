@@ -34,7 +34,7 @@ def fresh_store_url(backend: str) -> Iterator[tuple[str, str, str, Path, int | N
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
-    from prouter import neo4j_local
+    import neo4j_local
 
     neo4j_local.stop(home=BENCH_NEO4J_HOME)
     shutil.rmtree(BENCH_NEO4J_HOME / "data", ignore_errors=True)

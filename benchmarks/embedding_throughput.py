@@ -1,4 +1,4 @@
-"""Embedding throughput: texts/s of ``prouter.embeddings.Embedder`` on this machine.
+"""Embedding throughput: texts/s of ``workloads.embeddings.Embedder`` on this machine.
 
 Prints the sentence-transformers import time, the model load time, then for
 batch sizes 32, 64 and 128: cold throughput (empty cache: every text goes
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from prouter.embeddings import DEFAULT_MODEL, Embedder
+    from workloads.embeddings import DEFAULT_MODEL, Embedder
 
     model = args.model or DEFAULT_MODEL
     corpora = {"generated": generate_texts(args.texts)}

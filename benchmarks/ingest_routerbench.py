@@ -22,9 +22,9 @@ from _common import REPO, fresh_store_url
 def run(backend: str, data_dir: Path, users_large: int) -> list[tuple[str, float, int]]:
     from graphdb.ingest import write_tables
     from graphdb.store import open_store
-    from prouter.adapters.base import load
-    from prouter.adapters.routerbench import load_routerbench
-    from prouter.simulate import load_outcomes, simulate_cost_efficiency
+    from workloads.adapters.base import load
+    from workloads.adapters.routerbench import load_routerbench
+    from workloads.simulate import load_outcomes, simulate_cost_efficiency
 
     steps = []
     with (

@@ -36,6 +36,8 @@ from pathlib import Path
 
 from _common import REPO
 
+from prcore.settings import DEFAULT_MODEL_DIR
+
 PROUTER = str(Path(sys.executable).parent / "prouter")
 _TOPICS = ["sorting a list", "compound interest", "the French Revolution", "photosynthesis",
            "binary trees", "train timetables", "a news merger", "garden weather"]  # fmt: skip
@@ -48,11 +50,11 @@ def texts(n: int, tag: str) -> list[str]:
 
 def build(folder: Path, queries: int, users: int, llms: int, epochs: int) -> tuple[str, Path]:
     """A synthetic, embedded and trained LadybugDB store; returns (url, model dir)."""
-    from gnn.service import train_and_record
+    from gnn.pipeline import train_and_record
     from graphdb.ingest import write_tables
     from graphdb.store import open_store
-    from prouter.embeddings import Embedder, embed_graph
-    from prouter.synthetic import generate
+    from workloads.embeddings import Embedder, embed_graph
+    from workloads.synthetic import generate
 
     url = f"ladybug:{folder / 'g.lbug'}"
     workload = generate(n_queries=queries, n_users=users, n_llms=llms, users_per_query=2, seed=0)
@@ -128,7 +130,7 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         if args.store:
-            url, model_dir = args.store, args.model_dir or Path("prouter-data/models")
+            url, model_dir = args.store, args.model_dir or DEFAULT_MODEL_DIR
         else:
             url, model_dir = build(tmp, args.queries, args.users, args.llms, args.epochs)
             print(f"built and trained a synthetic store in {time.perf_counter() - t0:.1f} s")

@@ -30,7 +30,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from graphdb.ingest import write_tables
     from graphdb.store import open_store
-    from prouter.synthetic import generate
+    from workloads.synthetic import generate
 
     t0 = time.perf_counter()
     workload = generate(n_queries=args.queries, n_llms=args.llms, n_users=args.users, seed=0)

@@ -37,7 +37,7 @@ def synthetic_store(queries: int, llms: int, users: int, dim: int) -> str:
     from graphdb.ingest import write_tables
     from graphdb.store import open_store
     from graphdb.tables import embedding_array
-    from prouter.synthetic import generate
+    from workloads.synthetic import generate
 
     workload = generate(n_queries=queries, n_users=users, n_llms=llms, seed=0)
     tables = workload.tables(embedding_dim=dim)

@@ -22,10 +22,15 @@ import dagster as dg
 import numpy as np
 
 from graphdb.store import GraphStore, open_store
-from prouter.errors import ConfigError
+from prcore.errors import ConfigError
+from prcore.settings import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_STORE,
+    resolve_store_url,
+)
 
 __all__ = [
-    "DEFAULT_STORE",
     "DeviceResource",
     "EmbeddingModelResource",
     "GraphStoreResource",
@@ -36,8 +41,6 @@ __all__ = [
     "resources_from_env",
 ]
 
-DEFAULT_STORE = "ladybug:prouter-data/graph.lbug"
-DEFAULT_MODEL_DIR = "prouter-data/models"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -52,9 +55,7 @@ class GraphStoreResource(dg.ConfigurableResource):
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[GraphStore]:
         """The opened store, closed on exit."""
-        url = os.environ.get("NEO4J_URI", "") if self.url == "neo4j" else self.url
-        if not url:
-            raise ConfigError("graph store 'neo4j' needs NEO4J_URI to be set")
+        url = resolve_store_url(self.url, os.environ.get("NEO4J_URI"))
         store = open_store(
             url,
             username=self.username or "neo4j",
@@ -72,7 +73,7 @@ class ModelStoreResource(dg.ConfigurableResource):
     """The model folder: checkpoints ``<version>.pt`` (the layout ``prouter train`` and
     ``prouter route`` use), training-subgraph exports in ``exports/``, reports in ``reports/``."""
 
-    directory: str = DEFAULT_MODEL_DIR
+    directory: str = str(DEFAULT_MODEL_DIR)
 
     def path(self, *parts: str) -> Path:
         """An absolute path under the model store (folders are created)."""
@@ -98,7 +99,7 @@ class DeviceResource(dg.ConfigurableResource):
 
 
 class EmbeddingModelResource(dg.ConfigurableResource, abc.ABC):
-    """Turns texts into vectors for :func:`prouter.embeddings.embed_graph`."""
+    """Turns texts into vectors for :func:`workloads.embeddings.embed_graph`."""
 
     @abc.abstractmethod
     @contextmanager
@@ -109,13 +110,13 @@ class EmbeddingModelResource(dg.ConfigurableResource, abc.ABC):
 class SentenceTransformerEmbeddings(EmbeddingModelResource):
     """A sentence-transformers model (default: the bundled all-MiniLM-L6-v2, offline)."""
 
-    model: str = "all-MiniLM-L6-v2"
+    model: str = DEFAULT_EMBEDDING_MODEL
     cache_path: str = "prouter-data/embedding-cache.sqlite"
     batch_size: int = 64
 
     @contextmanager
     def embedder(self, device: str) -> Iterator[Any]:
-        from prouter.embeddings import Embedder
+        from workloads.embeddings import Embedder
 
         with Embedder(
             self.model, cache_path=Path(self.cache_path), batch_size=self.batch_size, device=device
@@ -161,7 +162,9 @@ def embedding_model_from_env() -> EmbeddingModelResource:
     name = os.environ.get("PROUTER_EMBEDDING_MODEL", "")
     if name == "hashing" or name.startswith("hashing:"):
         return HashingEmbeddings(dim=int(name.partition(":")[2] or 64))
-    return SentenceTransformerEmbeddings(model=_env("PROUTER_EMBEDDING_MODEL", "all-MiniLM-L6-v2"))
+    return SentenceTransformerEmbeddings(
+        model=_env("PROUTER_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL)
+    )
 
 
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
@@ -173,7 +176,9 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             password=_env("NEO4J_PASSWORD", None),
             database=_env("NEO4J_DATABASE", None),
         ),
-        "model_store": ModelStoreResource(directory=_env("PROUTER_MODEL_DIR", DEFAULT_MODEL_DIR)),
+        "model_store": ModelStoreResource(
+            directory=_env("PROUTER_MODEL_DIR", str(DEFAULT_MODEL_DIR))
+        ),
         "embedding_model": embedding_model_from_env(),
         "device": DeviceResource(device=_env("PROUTER_DEVICE", "auto")),
     }

@@ -3,8 +3,11 @@
 Modules: ``data`` (graph store -> arrays, splits), ``graph`` (arrays -> PyG
 ``HeteroData``), ``model`` (the network), ``train`` (fitting, the GNN routers),
 ``routers`` (the interface and the baselines), ``evaluate`` / ``experiment``
-(metrics, multi-seed comparisons), ``writeback`` / ``service`` (checkpoints,
-predictions and evaluations back into the graph).
+(metrics, multi-seed comparisons), ``fewshot`` (new users and LLMs), ``export``
+(training subgraphs), ``checkpoint`` (versions, safe checkpoint files),
+``pipeline`` (the one train -> checkpoint -> RouterModel -> write-back
+sequence), ``writeback`` (predictions and evaluations into the graph),
+``serving`` (routing lookups), ``reports``.
 """
 
 import warnings

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
+from graphdb.outcomes import outcome_matrices
 from graphdb.store import GraphStore
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
+from prcore.utility import normalise_cost, task_cost_range, utility
 
-__all__ = ["RoutingData", "Split", "load_routing_data", "normalise_cost", "split_queries"]
+__all__ = ["RoutingData", "Split", "load_routing_data", "split_queries"]
 
 
 def _embeddings(table: pa.Table, n: int) -> np.ndarray | None:
@@ -36,13 +38,6 @@ def _embeddings(table: pa.Table, n: int) -> np.ndarray | None:
 
 def _index(ids: Sequence[str]) -> dict[str, int]:
     return {value: i for i, value in enumerate(ids)}
-
-
-def normalise_cost(cost: np.ndarray, task: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """``cost`` (N, L) min-max scaled with each row's task range (T, 2); 0 for flat ranges."""
-    lo, hi = ranges[task, 0][:, None], ranges[task, 1][:, None]
-    span = hi - lo
-    return np.where(span > 0, (cost - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
 @dataclass
@@ -89,15 +84,7 @@ class RoutingData:
 
     def cost_range(self, reference: np.ndarray | None = None) -> np.ndarray:
         """(T, 2) each task's min and max cost over ``reference`` queries (default: all)."""
-        out = np.zeros((len(self.task_ids), 2))
-        for t in range(len(self.task_ids)):
-            rows = self.query_task == t
-            if reference is not None:
-                rows &= reference
-            ref = self.cost[rows]
-            if np.isfinite(ref).any():
-                out[t] = np.nanmin(ref), np.nanmax(ref)
-        return out
+        return task_cost_range(self.cost, self.query_task, len(self.task_ids), reference)
 
     def cost_norm(self, reference: np.ndarray | None = None) -> np.ndarray:
         """Costs min-max normalised within each task (as the user simulation does).
@@ -120,7 +107,7 @@ class RoutingData:
     def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """(N, L) reward of every LLM for each (user, query) under the user's own alpha."""
         alpha = self.user_alpha[users][:, None]
-        return alpha * self.performance[queries] - (1 - alpha) * self.cost_norm()[queries]
+        return utility(alpha, self.performance[queries], self.cost_norm()[queries])
 
 
 def _preferences(
@@ -175,16 +162,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     if llm_emb is None:  # no descriptions: one-hot identities
         llm_emb = np.eye(len(llm_ids), dtype=np.float32)
     q_index, l_index = _index(query_ids), _index(llm_ids)
-    performance = np.full((len(query_ids), len(llm_ids)), np.nan)
-    cost = np.full_like(performance, np.nan)
-    src = outcomes.column("src").to_pylist()
-    rows = np.array([q_index.get(q, -1) for q in src])
-    cols = np.array([l_index[m] for m in outcomes.column("dst").to_pylist()])
-    ok = rows >= 0
-    perf_col = outcomes.column("performance").to_numpy(zero_copy_only=False).astype(float)
-    cost_col = outcomes.column("cost").to_numpy(zero_copy_only=False).astype(float)
-    performance[rows[ok], cols[ok]] = perf_col[ok]
-    cost[rows[ok], cols[ok]] = cost_col[ok]
+    performance, cost = outcome_matrices(outcomes, query_ids, llm_ids)
 
     u_table = store.export_nodes("User", ["alpha"])
     user_ids = u_table.column("id").to_pylist()

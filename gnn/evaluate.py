@@ -20,6 +20,7 @@ import numpy as np
 
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router
+from prcore.utility import best_llm
 
 __all__ = [
     "Metrics",
@@ -62,7 +63,6 @@ def oracle_choices(
 
     ``reward`` is ``data.reward(users, queries)`` when the caller has it already.
     """
-    from prouter.simulate import best_llm
 
     if reward is None:
         reward = data.reward(users, queries)

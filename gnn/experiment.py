@@ -119,7 +119,7 @@ def compare_routers(
     registry = router_registry()
     unknown = [r for r in routers if r not in registry]
     if unknown:
-        from prouter.errors import ConfigError
+        from prcore.errors import ConfigError
 
         raise ConfigError(f"unknown routers {unknown}; valid routers: {', '.join(registry)}")
     comparison = Comparison(seeds=list(seeds))

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch_geometric.data import HeteroData
+from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
 
+from gnn.checkpoint import load_file
 from gnn.data import RoutingData, Split, load_routing_data, split_queries
 from gnn.graph import build_graph
 from graphdb.store import GraphStore
-from prouter.errors import ConfigError, ProuterError
+from prcore.errors import ConfigError, ProuterError
 
 __all__ = [
     "ExportedSubgraph",
@@ -35,6 +37,10 @@ __all__ = [
     "filter_decisions",
     "load_training_subgraph",
 ]
+
+
+# The PyG classes an export file may hold (loaded weights-only: data, never code).
+_HETERO_DATA_CLASSES = (HeteroData, BaseStorage, NodeStorage, EdgeStorage, GlobalStorage)
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,9 @@ def export_training_subgraph(
 
 def load_training_subgraph(path: str | Path) -> TrainingSubgraph:
     """The graph, routing data and split saved by :func:`export_training_subgraph`."""
-    g = torch.load(Path(path), weights_only=False)  # our own file: it holds id lists
+    g = load_file(Path(path), safe_globals=_HETERO_DATA_CLASSES)
+    if not isinstance(g, HeteroData):
+        raise ProuterError(f"{path} is not a training-subgraph export")
     q, m, u = g["query"], g["llm"], g["user"]
     dec, pref = g.decisions.numpy(), g.preferences.numpy()
     data = RoutingData(

@@ -25,12 +25,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from gnn.data import RoutingData, Split
 from gnn.evaluate import Metrics, metrics_for_choices
 from gnn.train import GNNRouter
+from prcore.utility import best_llm
 
 __all__ = [
     "DEFAULT_SHOTS",
@@ -66,6 +68,38 @@ class FewShotResult:
         """Reward with ``shots`` as a fraction of the router trained with them."""
         return self.by_shots[shots].reward / self.reference.reward
 
+    def to_plain(self) -> dict[str, object]:
+        """Tensors and plain values only, for a weights-only file (see :meth:`from_plain`)."""
+        import torch
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a))
+
+        return {
+            "setting": self.setting,
+            "held_out": list(self.held_out),
+            "idx": tensor(self.idx),
+            "reference": self.reference.as_dict(),
+            "reference_picks": tensor(self.reference_picks),
+            "by_shots": {int(k): m.as_dict() for k, m in self.by_shots.items()},
+            "picks": {int(k): tensor(v) for k, v in self.picks.items()},
+            "dropped_decisions": int(self.dropped_decisions),
+        }
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> FewShotResult:
+        """The result that :meth:`to_plain` wrote."""
+        return cls(
+            setting=str(plain["setting"]),
+            held_out=[str(h) for h in plain["held_out"]],
+            idx=plain["idx"].numpy(),
+            reference=Metrics(**plain["reference"]),
+            reference_picks=plain["reference_picks"].numpy(),
+            by_shots={int(k): Metrics(**m) for k, m in plain["by_shots"].items()},
+            picks={int(k): v.numpy() for k, v in plain["picks"].items()},
+            dropped_decisions=int(plain["dropped_decisions"]),
+        )
+
     def summary(self) -> dict[str, object]:
         """JSON-ready: per shots, reward, its fraction of the reference, and of the oracle."""
         return {
@@ -91,7 +125,7 @@ def held_out_users(data: RoutingData, *, seed: int, fraction: float = 1 / 3) -> 
     active = np.unique(data.dec_user)
     n = min(max(1, round(fraction * len(active))), len(active) - 1)
     if n < 1:
-        from prouter.errors import ProuterError
+        from prcore.errors import ProuterError
 
         raise ProuterError("the new-user setting needs at least two users with decisions")
     return np.sort(np.random.default_rng(seed).choice(active, n, replace=False))
@@ -117,7 +151,6 @@ def _without_decisions(data: RoutingData, drop: np.ndarray, drop_pairs: np.ndarr
 
 def _without_llm(data: RoutingData, llm: int) -> RoutingData:
     """``data`` as if ``llm`` did not exist (see the module docstring)."""
-    from prouter.simulate import best_llm
 
     performance, cost = data.performance.copy(), data.cost.copy()
     performance[:, llm] = cost[:, llm] = np.nan
@@ -235,7 +268,7 @@ def check_settings(names: Sequence[str]) -> None:
     """Raise a ConfigError naming the valid few-shot settings if one is unknown."""
     unknown = sorted(set(names) - set(SETTINGS))
     if unknown:
-        from prouter.errors import ConfigError
+        from prcore.errors import ConfigError
 
         raise ConfigError(f"unknown few-shot settings {unknown}; valid: {', '.join(SETTINGS)}")
 
@@ -259,7 +292,7 @@ def run_setting(
         users = held_out_users(data, seed=seed, fraction=held_out_fraction)
         return new_user_evaluation(data, split, reference, users, shots=shots, seed=seed)
     if llm_id is not None and llm_id not in data.llm_ids:
-        from prouter.errors import ConfigError
+        from prcore.errors import ConfigError
 
         raise ConfigError(f"{llm_id!r} is not an LLM of the graph ({', '.join(data.llm_ids)})")
     llm = data.llm_ids.index(llm_id) if llm_id else most_chosen_llm(data, split)

@@ -54,6 +54,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.utils import scatter
 
+from prcore.utility import utility
+
 __all__ = ["NEIGHBOUR_FEATURES", "PersonalizedRouterGNN"]
 
 NEIGHBOUR_FEATURES = 3  # [performance, normalised cost, similarity] per (query, LLM)
@@ -215,7 +217,7 @@ class PersonalizedRouterGNN(nn.Module):
         """(B, L) utilities for B user states, given each row's performance (as a
         probability or observed score) and normalised cost per LLM."""
         a = self.preference(h_u)
-        return a * perf - (1 - a) * cost
+        return utility(a, perf, cost)
 
     @property
     def temperature(self) -> Tensor:

@@ -1,11 +1,13 @@
-"""The GNN router as pipeline steps: train from an export, record, write back, check.
+"""The one train -> checkpoint -> RouterModel -> write-back pipeline (CLI and Dagster).
 
-Each step reads what the previous one saved (the export file, the checkpoint),
-so each can be re-run on its own:
+:func:`train_and_record` (``prouter train``) runs every step in order; the
+Dagster assets run them one by one. Each step reads what the previous one saved
+(the export file, the checkpoint), so each can be re-run on its own:
 
+* :func:`gnn.export.export_training_subgraph` saves the subgraph to train on.
 * :func:`train_from_export` fits the GNN on an exported subgraph and saves a
-  versioned checkpoint ``<model_dir>/<version>.pt`` (servable like the ones of
-  ``prouter train``) that also holds the test-split scores and picks. A
+  versioned checkpoint ``<model_dir>/<version>.pt`` (:mod:`gnn.checkpoint`;
+  servable by ``prouter route``) that also holds the test-split scores and picks. A
   checkpoint is keyed by (export fingerprint, config, seed): unless ``retrain``
   is set, a re-run finds the existing one and trains nothing. A re-train always
   creates a new version (older versions and their edges stay).
@@ -25,13 +27,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gnn.checkpoint import (
+    find_checkpoints,
+    load_checkpoint,
+    load_file,
+    new_version,
+    save_checkpoint,
+)
+from gnn.data import RoutingData
 from gnn.evaluate import Metrics, evaluate, metrics_for_choices
 from gnn.writeback import prediction_table, write_evaluation, write_predictions
 from graphdb.store import GraphStore, WriteStats
@@ -42,11 +51,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ModelRef",
+    "TrainResult",
     "compare_with_baseline",
+    "data_snapshot",
     "few_shot_results",
-    "load_checkpoint",
     "prediction_completeness",
+    "read_checkpoint",
     "record_model",
+    "train_and_record",
     "train_from_export",
     "user_metrics",
     "write_few_shot_evaluation",
@@ -68,17 +80,40 @@ class ModelRef:
     reused: bool = False
 
 
+@dataclass
+class TrainResult:
+    """What :func:`train_and_record` produced."""
+
+    version: str
+    checkpoint: Path
+    metrics: dict[str, dict[str, Any]]
+    written: dict[str, WriteStats] = field(default_factory=dict)
+
+
+def data_snapshot(data: RoutingData) -> dict[str, Any]:
+    """Sizes and a fingerprint of the ids the model was trained on."""
+    digest = hashlib.sha256()
+    for ids in (data.query_ids, data.llm_ids, data.user_ids):
+        digest.update("\x1f".join(ids).encode())
+    return {
+        "queries": len(data.query_ids),
+        "llms": data.num_llms,
+        "users": len(data.user_ids),
+        "decisions": len(data.dec_user),
+        "ids_sha256": digest.hexdigest(),
+    }
+
+
 def _training_key(fingerprint: str, config: dict[str, Any], seed: int) -> str:
     recipe = {k: v for k, v in config.items() if k != "device"}  # same model on any device
     payload = json.dumps({"export": fingerprint, "config": recipe, "seed": seed}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint saved by :func:`train_from_export` (on the CPU)."""
-    import torch
-
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
+def read_checkpoint(ref: ModelRef) -> dict[str, Any]:
+    """The checkpoint of ``ref`` (weights-only load, confined to its folder)."""
+    path = Path(ref.checkpoint)
+    return load_checkpoint(path.parent, ref.version)
 
 
 def train_from_export(
@@ -89,38 +124,33 @@ def train_from_export(
     config: dict[str, Any] | None = None,
     retrain: bool = False,
     graph_counts: dict[str, int] | None = None,
+    progress: bool = False,
 ) -> ModelRef:
     """Fit the GNN on the export's train split (select on validation, score test once)."""
-    import torch
-
     from gnn.export import load_training_subgraph
-    from gnn.service import data_snapshot
     from gnn.train import GNNRouter
 
     sub = load_training_subgraph(export)
     config = {"neighbours": int(sub.spec.get("neighbours", 10))} | dict(config or {})
     key = _training_key(sub.fingerprint, config, seed)
-    existing = sorted(model_dir.glob(f"gnn-*-{key}.pt"))
+    existing = find_checkpoints(model_dir, key)
     if existing and not retrain:
-        ckpt = load_checkpoint(existing[-1])
-        return ModelRef(ckpt["version"], str(existing[-1]), str(export), reused=True)
+        return ModelRef(existing[-1].stem, str(existing[-1]), str(export), reused=True)
     data, split = sub.data, sub.split
-    router = GNNRouter(seed=seed, **config).fit(data, split)
+    router = GNNRouter(seed=seed, progress=progress, **config).fit(data, split)
     metrics = {part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")}
     idx = np.flatnonzero(split.test[data.dec_query])
     users, queries = data.dec_user[idx], data.dec_query[idx]
-    now = datetime.now(UTC)
-    version = f"gnn-{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{key}"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = model_dir / f"{version}.pt"
+    version, created_at = new_version(key)
     # router.state() makes the checkpoint servable (`prouter route`); the rest is provenance
     # and the test-split scores and picks that the write-back steps publish.
-    torch.save(
+    checkpoint = save_checkpoint(
+        model_dir,
+        version,
         router.state()
         | {
-            "version": version,
             "key": key,
-            "created_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "created_at": created_at,
             "data": data_snapshot(data),
             "export": {"path": str(export), "fingerprint": sub.fingerprint, "spec": sub.spec},
             "graph_counts": dict(graph_counts or {}),
@@ -131,14 +161,51 @@ def train_from_export(
                 "picks": router.route(data, users, queries),
             },
         },
-        checkpoint,
     )
     return ModelRef(version, str(checkpoint), str(export))
 
 
+def train_and_record(
+    store: GraphStore,
+    *,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    model_dir: Path,
+    write_back: bool = True,
+    config: dict[str, Any] | None = None,
+    few_shot: Sequence[str] = (),
+    shots: Sequence[int] = (0, 1, 3, 5, 10),
+) -> TrainResult:
+    """Every step in order: export, fit (select on validation, test once), save a new
+    version, and write back the RouterModel, ROUTED_TO and EVALUATED edges (one
+    transaction). ``few_shot`` adds the ``new_user`` / ``new_llm`` settings per k."""
+    from gnn.export import SubgraphSpec, export_training_subgraph
+    from gnn.fewshot import check_settings
+
+    check_settings(few_shot)
+    spec = SubgraphSpec(tasks=tuple(tasks) if tasks else None, seed=seed)
+    exported = export_training_subgraph(store, Path(model_dir) / "exports", spec)
+    ref = train_from_export(
+        exported.path, Path(model_dir), seed=seed, config=config, retrain=True, progress=True
+    )
+    few = few_shot_results(ref, few_shot, shots=shots) if few_shot else []
+    metrics: dict[str, dict[str, Any]] = dict(read_checkpoint(ref)["metrics"])
+    for res in few:
+        metrics[res.setting] = res.summary()
+    result = TrainResult(ref.version, Path(ref.checkpoint), metrics)
+    if write_back:
+        with store.transaction():
+            result.written["RouterModel"] = record_model(store, ref)
+            result.written["ROUTED_TO"] = write_routing_predictions(store, ref)
+            result.written["EVALUATED"] = write_general_evaluation(store, ref) + (
+                write_few_shot_evaluation(store, ref, few) if few else WriteStats()
+            )
+    return result
+
+
 def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
     """The RouterModel node of ``ref`` (its values come from the checkpoint: idempotent)."""
-    ckpt = load_checkpoint(ref.checkpoint)
+    ckpt = read_checkpoint(ref)
     config = ckpt["config"] | {
         "data": ckpt["data"],
         "export": ckpt["export"]["fingerprint"],
@@ -160,7 +227,8 @@ def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
 def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
     from gnn.export import load_training_subgraph
 
-    return load_checkpoint(ref.checkpoint)["evaluated"], load_training_subgraph(ref.export)
+    evaluated = {k: v.numpy() for k, v in read_checkpoint(ref)["evaluated"].items()}
+    return evaluated, load_training_subgraph(ref.export)
 
 
 def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
@@ -220,16 +288,18 @@ def few_shot_results(
     """
     import torch
 
-    from gnn.fewshot import check_settings
+    from gnn.fewshot import FewShotResult, check_settings
 
     check_settings(settings)
     request = {"settings": list(settings), "shots": list(shots), "users": users and list(users)}
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
     cached = Path(ref.checkpoint).with_name(f"{ref.version}-fewshot-{key}.pt")
     if cached.exists():
-        return torch.load(cached, weights_only=False)  # our own file, like the checkpoint
+        return [FewShotResult.from_plain(r) for r in load_file(cached)]
     results = _run_few_shot(ref, settings, shots=shots, users=users, device=device)
-    torch.save(results, cached)
+    tmp = cached.with_name(f".{cached.name}.tmp")
+    torch.save([r.to_plain() for r in results], tmp)
+    tmp.replace(cached)
     return results
 
 
@@ -246,7 +316,7 @@ def _run_few_shot(
     from gnn.train import GNNRouter
 
     sub = load_training_subgraph(ref.export)
-    state = load_checkpoint(ref.checkpoint)
+    state = read_checkpoint(ref)
     router = GNNRouter.from_state(state, sub.data, device=device, serving=False)
     seed = int(state["config"].get("seed", 0))
     out = []
@@ -286,7 +356,7 @@ def compare_with_baseline(ref: ModelRef, baseline: str = "best_single_user") -> 
     from gnn.routers.baselines import BASELINES
 
     sub = load_training_subgraph(ref.export)
-    ckpt = load_checkpoint(ref.checkpoint)
+    ckpt = read_checkpoint(ref)
     model_val = ckpt["metrics"]["val"]
     router = BASELINES[baseline](seed=ckpt["config"].get("seed", 0)).fit(sub.data, sub.split)
     base = evaluate(router, sub.data, sub.split, "val")

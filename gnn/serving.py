@@ -31,12 +31,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gnn.checkpoint import load_checkpoint
 from gnn.data import load_routing_data
 from graphdb.store import GraphStore
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
 
 __all__ = [
-    "DEFAULT_MODEL_DIR",
     "Explanation",
     "PastQuery",
     "PriorChoice",
@@ -48,11 +48,9 @@ __all__ = [
     "resolve_version",
 ]
 
-DEFAULT_MODEL_DIR = Path("prouter-data/models")
-
 
 class TextEmbedder(Protocol):
-    """What the service needs from an embedder (:class:`prouter.embeddings.Embedder`)."""
+    """What the service needs from an embedder (:class:`workloads.embeddings.Embedder`)."""
 
     def embed(self, texts: Sequence[str], progress: bool = True) -> np.ndarray: ...
 
@@ -149,20 +147,6 @@ def resolve_version(store: GraphStore) -> str:
     return str(table.column("version")[0].as_py())
 
 
-def _load_checkpoint(model_dir: Path, version: str) -> dict[str, Any]:
-    path = Path(model_dir) / f"{version}.pt"
-    if not path.is_file():
-        found = sorted(p.stem for p in Path(model_dir).glob("*.pt"))
-        raise ProuterError(
-            f"no checkpoint for model {version!r} at {path}; "
-            + (f"models in {model_dir}: {', '.join(found)}" if found else f"{model_dir} has none")
-            + " (pass --model-dir to point at the folder `prouter train` saved it in)"
-        )
-    import torch
-
-    return torch.load(path, weights_only=False, map_location="cpu")
-
-
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norm > 0, norm, 1.0)).astype(np.float32)
@@ -188,7 +172,7 @@ class RoutingService:
         store: GraphStore,
         embedder: TextEmbedder,
         *,
-        model_dir: Path = DEFAULT_MODEL_DIR,
+        model_dir: Path,
         version: str | None = None,
         device: str = "cpu",
         similar: int = 3,
@@ -198,7 +182,7 @@ class RoutingService:
         from gnn.experiment import router_registry
 
         self.version = version or resolve_version(store)
-        state = _load_checkpoint(model_dir, self.version)
+        state = load_checkpoint(model_dir, self.version)
         registry = router_registry()
         kind = str(state.get("router", "gnn"))
         if kind not in registry or not hasattr(registry[kind], "from_state"):

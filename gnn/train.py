@@ -34,10 +34,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from gnn.data import RoutingData, Split, normalise_cost
+from gnn.data import RoutingData, Split
 from gnn.graph import neighbour_outcomes, reference_outcomes
 from gnn.model import PersonalizedRouterGNN
 from gnn.routers.base import Router
+from prcore.utility import normalise_cost
 
 __all__ = ["GNNRouter", "NonPersonalizedGNNRouter", "Prediction", "TrainConfig", "resolve_device"]
 
@@ -126,7 +127,7 @@ class GNNRouter(Router):
         position = {t: i for i, t in enumerate(self.task_ids)}
         missing = sorted(set(data.task_ids) - set(position))
         if missing:
-            from prouter.errors import ProuterError
+            from prcore.errors import ProuterError
 
             raise ProuterError(f"tasks unknown to the model: {missing}; retrain to route them")
         task = np.array([position[t] for t in data.task_ids], dtype=np.int64)[data.query_task]
@@ -207,7 +208,6 @@ class GNNRouter(Router):
     def _fit(self, data: RoutingData, split: Split) -> None:
         cfg = self.train_config
         torch.manual_seed(self.seed)
-        np.random.seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self._prepare(data, split)
         dev = self.device
@@ -505,7 +505,7 @@ class GNNRouter(Router):
         position = {t: i for i, t in enumerate(self.task_ids)}
         unknown = sorted({t for t in tasks if t not in position})
         if unknown:
-            from prouter.errors import ProuterError
+            from prcore.errors import ProuterError
 
             raise ProuterError(f"unknown tasks {unknown}; the model knows {self.task_ids}")
         task = torch.tensor([position[t] for t in tasks], dtype=torch.long, device=self.device)
@@ -583,7 +583,7 @@ class GNNRouter(Router):
         try:
             router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
         except RuntimeError as exc:
-            from prouter.errors import ProuterError
+            from prcore.errors import ProuterError
 
             raise ProuterError(
                 "the checkpoint's weights do not fit this version of the model (it was "

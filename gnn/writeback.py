@@ -11,10 +11,6 @@ Versions never overwrite each other, so old predictions stay queryable.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 
@@ -22,26 +18,7 @@ from gnn.data import RoutingData
 from gnn.evaluate import metrics_by_user
 from graphdb.store import GraphStore, WriteStats
 
-__all__ = ["prediction_table", "write_evaluation", "write_model", "write_predictions"]
-
-
-def write_model(
-    store: GraphStore, version: str, config: dict[str, Any], metrics: dict[str, Any]
-) -> WriteStats:
-    """Record a RouterModel node."""
-    return store.write_nodes(
-        "RouterModel",
-        [
-            {
-                "version": version,
-                "created_at": datetime.now(UTC)
-                .isoformat(timespec="seconds")
-                .replace("+00:00", "Z"),
-                "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(metrics, sort_keys=True, default=str),
-            }
-        ],
-    )
+__all__ = ["prediction_table", "write_evaluation", "write_predictions"]
 
 
 def prediction_table(

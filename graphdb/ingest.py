@@ -21,7 +21,7 @@ import pyarrow as pa
 from graphdb.canonical import RawRecord, Validated, problem_lines, read_records, validate
 from graphdb.schema import NODES
 from graphdb.store import GraphStore, WriteStats
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
 
 __all__ = [
     "IngestReport",

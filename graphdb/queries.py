@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from prouter.errors import QueryError
+from cypher import CYPHER_DIR
+from prcore.errors import QueryError
 
 __all__ = [
     "PARAM_TYPES",
@@ -57,7 +58,7 @@ class NamedQuery:
 def cypher_dir() -> Path:
     """The folder of ``.cypher`` files (``PROUTER_CYPHER_DIR`` overrides)."""
     env = os.environ.get("PROUTER_CYPHER_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "cypher"
+    return Path(env) if env else CYPHER_DIR
 
 
 def parse_query(path: Path) -> NamedQuery:

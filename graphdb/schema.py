@@ -150,7 +150,7 @@ RELS: dict[str, RelType] = {
 
 def node_type(label: str) -> NodeType:
     """Look up a node label, naming the valid ones when it is unknown."""
-    from prouter.errors import SchemaError
+    from prcore.errors import SchemaError
 
     try:
         return NODES[label]
@@ -162,7 +162,7 @@ def node_type(label: str) -> NodeType:
 
 def rel_type(name: str) -> RelType:
     """Look up a relationship type, naming the valid ones when it is unknown."""
-    from prouter.errors import SchemaError
+    from prcore.errors import SchemaError
 
     try:
         return RELS[name]

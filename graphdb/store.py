@@ -23,7 +23,7 @@ from graphdb.diff import delta
 from graphdb.queries import check_params, get_query
 from graphdb.schema import NODES, RELS, NodeType, RelType, node_type, rel_type
 from graphdb.tables import TableLike, conform_edges, conform_nodes, edge_schema, node_schema
-from prouter.errors import ConfigError, StoreError
+from prcore.errors import ConfigError, StoreError
 
 __all__ = ["BACKENDS", "GraphStore", "WriteStats", "open_store"]
 

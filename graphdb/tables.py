@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphdb.schema import BOOLEAN, DOUBLE, FLOAT_LIST, INT64, STRING, NodeType, RelType
-from prouter.errors import SchemaError
+from prcore.errors import SchemaError
 
 __all__ = [
     "ARROW_TYPES",

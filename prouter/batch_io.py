@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
 
 __all__ = ["FORMATS", "read_requests", "write_jsonl"]
 

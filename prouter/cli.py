@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from prcore.settings import DEFAULT_STORE
 from prouter.commands import (
     cypher,
     data,
@@ -20,7 +21,7 @@ from prouter.commands import (
     serve,
     simulate,
 )
-from prouter.commands.common import DEFAULT_STORE, Settings
+from prouter.commands.common import Settings, domain_errors
 
 __all__ = ["cli", "main"]
 
@@ -28,36 +29,27 @@ __all__ = ["cli", "main"]
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
-    envvar="PROUTER_STORE",
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="Graph store: 'ladybug:PATH' (embedded, default) or a Neo4j URI such as "
-    "bolt://127.0.0.1:7687; 'neo4j' means $NEO4J_URI. Env: PROUTER_STORE.",
+    help="Graph store: 'ladybug:PATH' (embedded) or a Neo4j URI such as "
+    f"bolt://127.0.0.1:7687; 'neo4j' means $NEO4J_URI. Default: {DEFAULT_STORE}. "
+    "Env: PROUTER_STORE.",
 )
 @click.option(
     "--neo4j-user",
-    envvar="NEO4J_USERNAME",
-    default="neo4j",
-    show_default=True,
-    help="Neo4j user. Env: NEO4J_USERNAME.",
+    help="Neo4j user (default: neo4j). Env: NEO4J_USERNAME.",
 )
 @click.option(
     "--neo4j-password",
-    envvar="NEO4J_PASSWORD",
-    default=None,
     help="Neo4j password. Env: NEO4J_PASSWORD.",
 )
 @click.option(
     "--neo4j-database",
-    envvar="NEO4J_DATABASE",
-    default=None,
     help="Neo4j database name (server default if unset). Env: NEO4J_DATABASE.",
 )
 @click.pass_context
 def cli(
     ctx: click.Context,
-    store: str,
-    neo4j_user: str,
+    store: str | None,
+    neo4j_user: str | None,
     neo4j_password: str | None,
     neo4j_database: str | None,
 ) -> None:
@@ -70,7 +62,13 @@ def cli(
 
         prouter demo
     """
-    ctx.obj = Settings(store, neo4j_user, neo4j_password, neo4j_database)
+    ctx.obj = domain_errors(
+        Settings.load,
+        store=store,
+        neo4j_username=neo4j_user,
+        neo4j_password=neo4j_password,
+        neo4j_database=neo4j_database,
+    )
 
 
 cli.add_command(data.demo)

@@ -17,8 +17,8 @@ import click
 
 from graphdb.ingest import ingest_files, write_stats_lines
 from graphdb.store import GraphStore
-from prouter.errors import ConfigError
-from prouter.synthetic import generate
+from prcore.errors import ConfigError
+from workloads.synthetic import generate
 
 __all__ = ["run_demo", "write_canonical"]
 
@@ -62,7 +62,7 @@ def run_demo(
     click.echo(f"2. ingested into {store!r} ({time.perf_counter() - t0:.1f}s so far)")
     for line in report.lines():
         click.echo(f"   {line}")
-    from prouter.embeddings import Embedder, embed_graph
+    from workloads.embeddings import Embedder, embed_graph
 
     with Embedder(cache_path=workdir / "embedding-cache.sqlite") as embedder:
         embedded = embed_graph(store, embedder)
@@ -99,7 +99,7 @@ def _graph_tour(store: GraphStore, user_ids: Sequence[str]) -> None:
 def _train_and_route(
     store: GraphStore, embedder: Any, workload: Any, workdir: Path, *, epochs: int, seed: int
 ) -> None:
-    from gnn.service import train_and_record
+    from gnn.pipeline import train_and_record
     from gnn.serving import RoutingService
     from prouter.commands.route import format_result
 

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
 
 if TYPE_CHECKING:
     from gnn.serving import RoutingService

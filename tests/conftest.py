@@ -1,7 +1,7 @@
 """Shared fixtures: a store per backend (embedded LadybugDB, and the real Neo4j).
 
 The Neo4j tests run against a real Neo4j 5.26 server that the project starts
-itself (``prouter.neo4j_local``) in ``.neo4j-test/`` (or
+itself (``neo4j_local``) in ``.neo4j-test/`` (or
 ``$PROUTER_TEST_NEO4J_HOME``, so parallel test runs can each have one), never against the server
 a developer may have configured in ``NEO4J_URI`` (the tests wipe the database).
 ``PROUTER_TEST_NEO4J_URI`` (+ ``_USERNAME``/``_PASSWORD``) opts in to another
@@ -34,7 +34,7 @@ def neo4j_server() -> Iterator[dict[str, str]]:
             "password": os.environ.get("PROUTER_TEST_NEO4J_PASSWORD", ""),
         }
         return
-    from prouter import neo4j_local
+    import neo4j_local
 
     home = Path(os.environ.get("PROUTER_TEST_NEO4J_HOME", REPO / ".neo4j-test"))
     try:

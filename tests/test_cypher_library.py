@@ -27,9 +27,9 @@ from graphdb.queries import (
     parse_query,
 )
 from graphdb.store import GraphStore
+from prcore.errors import QueryError
 from prouter.cli import cli
 from prouter.commands.cypher import format_table
-from prouter.errors import QueryError
 
 # -- the fixture graph ---------------------------------------------------------
 USERS = ["u1", "u2", "u3", "u4"]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from graphdb.store import GraphStore, open_store
-from prouter.embeddings import DEFAULT_MODEL, Embedder, embed_graph
-from prouter.errors import ConfigError
+from prcore.errors import ConfigError
+from workloads.embeddings import DEFAULT_MODEL, Embedder, embed_graph
 
 
 @pytest.fixture(scope="module")

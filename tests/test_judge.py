@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from graphdb.canonical import RawRecord, validate
-from prouter.errors import ConfigError, ProuterError
-from prouter.judge import (
+from prcore.errors import ConfigError, ProuterError
+from workloads.judge import (
     JudgeClient,
     JudgeDecision,
     JudgeError,
@@ -32,7 +32,7 @@ from prouter.judge import (
     shuffled_order,
     write_failures,
 )
-from prouter.personas import PERSONAS, Persona, get_persona
+from workloads.personas import PERSONAS, Persona, get_persona
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-SECRET-0123456789"
@@ -408,7 +408,7 @@ def test_cache_is_shared_across_processes(fake: FakeJudge, tmp_path: Path) -> No
     assert client_for(fake, cache_path=cache).complete(messages) == "Response 1"
     code = (
         "import json, sys\n"
-        "from prouter.judge import JudgeClient\n"
+        "from workloads.judge import JudgeClient\n"
         "c = JudgeClient('http://127.0.0.1:9', 'judge-model', max_retries=0,\n"
         "                cache_path=sys.argv[1])\n"
         "print(json.dumps(c.complete(json.loads(sys.argv[2]))))\n"

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from test_route import write_workload
 
+from gnn.reports.results import frontier
 from graphdb.store import open_store
 from prouter.cli import cli
 from prouter.commands.router import SETTINGS
-from prouter.reporting import frontier
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gnn.service import train_and_record
+from gnn.pipeline import train_and_record
 from gnn.serving import RouteRequest, RoutingService
 from graphdb.ingest import write_tables
 from graphdb.store import GraphStore, open_store
 from graphdb.tables import embedding_array
+from prcore.errors import ProuterError
 from prouter.cli import cli
-from prouter.errors import ProuterError
-from prouter.synthetic import generate
+from workloads.synthetic import generate
 
 TRAIN = {"epochs": 30, "hidden": 16}
 DIM = 16
@@ -251,7 +251,7 @@ def test_no_model_trained_is_a_clear_error(trained):
 @pytest.fixture(scope="module")
 def embedded_store(tmp_path_factory):
     """A ladybug store embedded with the real all-MiniLM-L6-v2, and a trained model."""
-    from prouter.embeddings import Embedder, embed_graph
+    from workloads.embeddings import Embedder, embed_graph
 
     tmp = tmp_path_factory.mktemp("route-cli")
     url = f"ladybug:{tmp / 'g.lbug'}"

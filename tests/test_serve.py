@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_route import TRAIN, StandInEmbedder, write_workload
 
-from gnn.service import train_and_record
+from gnn.pipeline import train_and_record
 from gnn.serving import RoutingService
 from graphdb.store import open_store
 from prouter.http_api import make_server
@@ -146,7 +146,7 @@ def test_errors_are_json_with_the_right_status(served):
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     """A LadybugDB workload embedded with the real all-MiniLM-L6-v2 model, and trained."""
-    from prouter.embeddings import Embedder, embed_graph
+    from workloads.embeddings import Embedder, embed_graph
 
     tmp = tmp_path_factory.mktemp("serve-cli")
     url, cache = f"ladybug:{tmp / 'g.lbug'}", tmp / "cache.sqlite"
@@ -158,7 +158,7 @@ def embedded(tmp_path_factory):
 
 
 def test_prouter_serve_answers_and_stops_cleanly_on_sigterm(embedded):
-    from prouter.embeddings import Embedder
+    from workloads.embeddings import Embedder
 
     url, model_dir, cache = embedded
     proc = subprocess.Popen(

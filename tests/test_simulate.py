@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from graphdb.ingest import write_tables
-from prouter.adapters.base import load
-from prouter.adapters.routerbench import load_routerbench
-from prouter.errors import ConfigError
-from prouter.simulate import (
+from prcore.errors import ConfigError
+from prcore.utility import best_llm, task_min_max
+from workloads.adapters.base import load
+from workloads.adapters.routerbench import load_routerbench
+from workloads.simulate import (
     Outcomes,
-    best_llm,
     draw_alphas,
     load_outcomes,
     simulate_cost_efficiency,
-    task_min_max,
 )
 
 
@@ -99,7 +98,7 @@ def test_on_routerbench_in_the_graph(store, routerbench_dir):
 
 
 def test_pairwise_judgements_follow_each_users_reward():
-    from prouter.simulate import simulate_preferences
+    from workloads.simulate import simulate_preferences
 
     outcomes = tiny()
     tables = simulate_preferences(outcomes, n_users=2, pairs_per_query=3, seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prouter.simulate import best_llm, task_min_max
-from prouter.synthetic import generate
+from prcore.utility import best_llm, task_min_max
+from workloads.synthetic import generate
 
 
 def test_same_seed_same_workload_other_seed_differs():

@@ -19,7 +19,7 @@ def embeddings(
     graph_store: GraphStoreResource, embedding_model: EmbeddingModelResource, device: DeviceResource
 ) -> dg.MaterializeResult:
     """Embeddings of query texts, task and LLM descriptions (only nodes that lack one)."""
-    from prouter.embeddings import embed_graph
+    from workloads.embeddings import embed_graph
 
     with graph_store.open() as store, embedding_model.embedder(device.resolve()) as embedder:
         written = embed_graph(store, embedder, progress=False)

@@ -147,8 +147,8 @@ def router_report(
     """A markdown report of the model version, read back from the graph, with the
     few-shot curves as PNG plots beside it."""
     from gnn.pipeline import compare_with_baseline
-    from gnn.report import router_report as render
-    from prouter.reporting import plot_fewshot
+    from gnn.reports.model_card import router_report as render
+    from gnn.reports.results import plot_fewshot
 
     folder = model_store.path("reports")
     with graph_store.open() as store:

@@ -9,7 +9,7 @@ from dagster_project.resources import GraphStoreResource, ModelStoreResource
 from graphdb.store import WriteStats
 
 if TYPE_CHECKING:
-    from prouter.adapters.base import AdapterResult
+    from workloads.adapters.base import AdapterResult
 
 __all__ = ["graph_ingest", "interaction_sources", "simulated_users", "write_metadata"]
 
@@ -24,10 +24,10 @@ def write_metadata(written: dict[str, WriteStats]) -> dict[str, int]:
 
 
 def _read_sources(config: SourcesConfig) -> list["AdapterResult"]:
-    from graphdb.sources import read_canonical, read_synthetic
-    from prouter.adapters.personalizedrouter import load_personalizedrouter
-    from prouter.adapters.preferences import load_preferences
-    from prouter.adapters.routerbench import load_routerbench
+    from workloads.adapters.personalizedrouter import load_personalizedrouter
+    from workloads.adapters.preferences import load_preferences
+    from workloads.adapters.routerbench import load_routerbench
+    from workloads.sources import read_canonical, read_synthetic
 
     sources = []
     if config.synthetic_queries:
@@ -80,7 +80,7 @@ def graph_ingest(
     model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     """The sources validated and upserted into the graph (idempotent: a re-run changes nothing)."""
-    from graphdb.sources import ingest_sources
+    from workloads.sources import ingest_sources
 
     with graph_store.open() as store:
         written = ingest_sources(
@@ -98,7 +98,7 @@ def simulated_users(
 ) -> dg.MaterializeResult:
     """Cost-efficiency users (the paper's simulation) choosing on the graph's outcomes."""
     from graphdb.ingest import write_tables
-    from prouter.simulate import load_outcomes, simulate_cost_efficiency
+    from workloads.simulate import load_outcomes, simulate_cost_efficiency
 
     if not config.users:
         return dg.MaterializeResult(metadata={"users": 0})

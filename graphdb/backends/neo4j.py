@@ -22,7 +22,7 @@ from graphdb.queries import schema_statements
 from graphdb.schema import NodeType, RelType, node_type, rel_type
 from graphdb.store import GraphStore
 from graphdb.tables import edge_schema, node_schema
-from prouter.errors import StoreError
+from prcore.errors import StoreError
 
 __all__ = ["Neo4jStore"]
 

@@ -2,48 +2,36 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
+from prcore.settings import Settings as BaseSettings
 
 if TYPE_CHECKING:
     from graphdb.store import GraphStore, WriteStats
 
-__all__ = ["DEFAULT_STORE", "Settings", "comma_list", "domain_errors", "echo_written"]
+__all__ = ["Settings", "comma_list", "domain_errors", "echo_written"]
 
-DEFAULT_STORE = "ladybug:prouter-data/graph.lbug"
 T = TypeVar("T")
 
 
-@dataclass
-class Settings:
-    """Where the graph lives; built once by the root group from options and env vars."""
-
-    store: str
-    username: str | None
-    password: str | None
-    database: str | None
+class Settings(BaseSettings):
+    """The settings (:class:`prcore.settings.Settings`, flags over environment) plus
+    opening the configured store with clean CLI errors."""
 
     def open(self, *, read_only: bool = False) -> GraphStore:
         """Open the configured store, turning library errors into CLI errors."""
         from graphdb.store import open_store
 
-        url = self.store
-        if url == "neo4j":
-            url = os.environ.get("NEO4J_URI", "")
-            if not url:
-                raise click.UsageError("--store neo4j needs NEO4J_URI to be set")
         return domain_errors(
             open_store,
-            url,
-            username=self.username,
-            password=self.password,
-            database=self.database,
+            domain_errors(self.store_url),
+            username=self.neo4j_username,
+            password=self.neo4j_password,
+            database=self.neo4j_database,
             read_only=read_only,
         )
 

@@ -183,7 +183,7 @@ def _read(store: GraphStore, query: NamedQuery, values: dict[str, object]) -> pa
     """Run the query, turning a refused write or a failed query into a clean CLI error."""
     import pyarrow as pa
 
-    from prouter.errors import StoreError
+    from prcore.errors import StoreError
 
     try:
         return store.read(query.text, values)

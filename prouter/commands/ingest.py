@@ -58,7 +58,7 @@ def ingest_canonical(
 
 def _ingest_adapter(settings: Settings, make, skip_invalid: bool, report: Path) -> None:  # type: ignore[no-untyped-def]
     """Run an adapter, print its cleaning summary, then load and print what was written."""
-    from prouter.adapters.base import load
+    from workloads.adapters.base import load
 
     adapted = domain_errors(make)
     for line in adapted.summary:
@@ -104,7 +104,7 @@ def ingest_routerbench(
 
         prouter ingest routerbench ../shared/data/routerbench
     """
-    from prouter.adapters.routerbench import load_routerbench
+    from workloads.adapters.routerbench import load_routerbench
 
     _ingest_adapter(
         settings,
@@ -133,7 +133,7 @@ def ingest_personalizedrouter(settings: Settings, data_dir: Path, llm_pool: str)
 
         prouter ingest personalizedrouter ../shared/data/personalizedrouter --llm-pool v2
     """
-    from prouter.adapters.personalizedrouter import load_personalizedrouter
+    from workloads.adapters.personalizedrouter import load_personalizedrouter
 
     _ingest_adapter(
         settings,
@@ -175,7 +175,7 @@ def ingest_preferences(
 
         prouter ingest preferences human_judgments.jsonl --questions question.jsonl
     """
-    from prouter.adapters.preferences import load_preferences
+    from workloads.adapters.preferences import load_preferences
 
     _ingest_adapter(
         settings,

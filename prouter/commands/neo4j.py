@@ -25,7 +25,7 @@ def neo4j_start() -> None:
 
         eval "$(prouter neo4j start)"   # sets NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD
     """
-    from prouter import neo4j_local
+    import neo4j_local
 
     try:
         info = neo4j_local.start()
@@ -37,7 +37,7 @@ def neo4j_start() -> None:
 @neo4j.command("stop")
 def neo4j_stop() -> None:
     """Stop the local server; leaves no process behind."""
-    from prouter import neo4j_local
+    import neo4j_local
 
     click.echo("stopped" if neo4j_local.stop() else "no local Neo4j server was running")
 
@@ -45,7 +45,7 @@ def neo4j_stop() -> None:
 @neo4j.command("status")
 def neo4j_status() -> None:
     """Print the settings of the running local server, or exit 1 when none runs."""
-    from prouter import neo4j_local
+    import neo4j_local
 
     info = neo4j_local.status()
     if info is None:

@@ -39,7 +39,7 @@ def report(results_path: Path, out: Path) -> None:
         prouter evaluate --settings general,new_user --json > results.json
         prouter report --results results.json --out report/
     """
-    from prouter.reporting import load_results, write_report
+    from gnn.reports.results import load_results, write_report
 
     results = domain_errors(load_results, results_path)
     written = domain_errors(write_report, results, out)

@@ -42,16 +42,15 @@ def service_options(fn: F) -> F:
         click.option(
             "--model-dir",
             type=click.Path(file_okay=False, path_type=Path),
-            default=Path("prouter-data/models"),
-            show_default=True,
-            help="Where `prouter train` saved the checkpoints.",
+            default=None,
+            help="Where `prouter train` saved the checkpoints (default: prouter-data/models). "
+            "Env: PROUTER_MODEL_DIR.",
         ),
         click.option(
             "--embedding-model",
-            envvar="PROUTER_EMBEDDING_MODEL",
-            default="all-MiniLM-L6-v2",
-            show_default=True,
-            help="Sentence-transformers model that embedded the graph (offline default). "
+            default=None,
+            help="Sentence-transformers model that embedded the graph (default: the bundled "
+            "all-MiniLM-L6-v2, offline). "
             "Env: PROUTER_EMBEDDING_MODEL.",
         ),
         click.option(
@@ -79,23 +78,25 @@ def open_service(
     settings: Settings,
     *,
     version: str | None,
-    model_dir: Path,
-    embedding_model: str,
+    model_dir: Path | None,
+    embedding_model: str | None,
     cache: Path,
     device: str,
     similar: int,
 ) -> RoutingService:
     """Build the routing service from the store (closed again once read) and the embedder."""
     from gnn.serving import RoutingService
-    from prouter.embeddings import Embedder
+    from workloads.embeddings import Embedder
 
-    embedder = domain_errors(Embedder, embedding_model, cache_path=cache)
+    embedder = domain_errors(
+        Embedder, embedding_model or settings.embedding_model, cache_path=cache
+    )
     with settings.open(read_only=True) as store:
         return domain_errors(
             RoutingService,
             store,
             embedder,
-            model_dir=model_dir,
+            model_dir=model_dir or settings.model_dir,
             version=version,
             device=device,
             similar=similar,

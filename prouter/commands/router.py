@@ -21,9 +21,8 @@ from prouter.commands.common import Settings, comma_list, domain_errors, echo_wr
 @click.option(
     "--model-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("prouter-data/models"),
-    show_default=True,
-    help="Where checkpoints are saved.",
+    default=None,
+    help="Where checkpoints are saved (default: prouter-data/models). Env: PROUTER_MODEL_DIR.",
 )
 @click.option(
     "--write-back/--no-write-back",
@@ -47,7 +46,7 @@ def train(
     hidden: int,
     device: str,
     tasks: str | None,
-    model_dir: Path,
+    model_dir: Path | None,
     write_back: bool,
     few_shot: str | None,
     shots: str,
@@ -65,7 +64,7 @@ def train(
         prouter train --seed 0 --device auto
         prouter train --few-shot new_user,new_llm --shots 0,1,3,5,10
     """
-    from gnn.service import train_and_record
+    from gnn.pipeline import train_and_record
 
     with settings.open() as store:
         result = domain_errors(
@@ -73,7 +72,7 @@ def train(
             store,
             seed=seed,
             tasks=comma_list(tasks),
-            model_dir=model_dir,
+            model_dir=model_dir or settings.model_dir,
             write_back=write_back,
             config={"epochs": epochs, "hidden": hidden, "device": device},
             few_shot=[s.replace("-", "_") for s in comma_list(few_shot) or []],

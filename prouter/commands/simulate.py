@@ -65,8 +65,8 @@ def simulate_cost_efficiency(
         prouter simulate cost-efficiency --users 1000 --alphas beta:2,2 --seed 1
     """
     from graphdb.ingest import write_tables
-    from prouter.simulate import load_outcomes
-    from prouter.simulate import simulate_cost_efficiency as simulate_users
+    from workloads.simulate import load_outcomes
+    from workloads.simulate import simulate_cost_efficiency as simulate_users
 
     with settings.open() as store:
         outcomes = domain_errors(load_outcomes, store)
@@ -107,8 +107,8 @@ def simulate_preferences(
         prouter simulate preferences --users 9 --pairs 3 --noise 0.1
     """
     from graphdb.ingest import write_tables
-    from prouter.simulate import load_outcomes
-    from prouter.simulate import simulate_preferences as simulate_judges
+    from workloads.simulate import load_outcomes
+    from workloads.simulate import simulate_preferences as simulate_judges
 
     with settings.open() as store:
         outcomes = domain_errors(load_outcomes, store)
@@ -207,14 +207,14 @@ def simulate_judge(
     """
     from graphdb.canonical import RawRecord
     from graphdb.ingest import ingest_records
-    from prouter.judge import (
+    from workloads.judge import (
         JudgeClient,
         decisions_to_records,
         judge_choices,
         load_judge_items,
         write_failures,
     )
-    from prouter.personas import PERSONAS, get_persona
+    from workloads.personas import PERSONAS, get_persona
 
     chosen = (
         PERSONAS

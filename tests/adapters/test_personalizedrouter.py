@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prouter.adapters.base import load
-from prouter.adapters.personalizedrouter import load_personalizedrouter, query_id
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
+from workloads.adapters.base import load
+from workloads.adapters.personalizedrouter import load_personalizedrouter, query_id
 
 
 def test_query_pool_and_llm_pool(store, personalizedrouter_dir):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from prouter.adapters.base import load
-from prouter.adapters.preferences import load_preferences
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
+from workloads.adapters.base import load
+from workloads.adapters.preferences import load_preferences
 
 QUESTIONS = [
     {"question_id": 81, "category": "writing", "turns": ["Write a haiku.", "Now a limerick."]},

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from prouter.adapters.base import load
-from prouter.adapters.routerbench import load_routerbench
+from workloads.adapters.base import load
+from workloads.adapters.routerbench import load_routerbench
 
 GPT35 = "gpt-3.5-turbo-1106"
 

@@ -17,7 +17,7 @@ from dagster_project.checks import ALL_CHECKS
 from dagster_project.partitions import users_partitions
 from dagster_project.sensors import retrain_sensor, user_partitions_sensor
 from gnn.export import load_training_subgraph
-from gnn.pipeline import load_checkpoint, user_metrics
+from gnn.pipeline import read_checkpoint, user_metrics
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_predictions_complete_fails_on_a_prediction_for_a_pair_not_evaluated(pip
     complete = checks(result)["predictions_complete"]
     assert not complete.passed
     meta = check_metadata(complete)
-    evaluated = len(load_checkpoint(ref.checkpoint)["evaluated"]["idx"])
+    evaluated = len(read_checkpoint(ref)["evaluated"]["idx"])
     assert meta["evaluated_pairs"] == evaluated
     assert meta["predicted_pairs"] == evaluated + 1
     assert (meta["unexpected_pairs"], meta["missing_pairs"]) == (1, 0)

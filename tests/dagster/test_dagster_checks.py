@@ -9,9 +9,9 @@ from dagster_test_support import WORKLOAD, check_metadata, checks, materialize, 
 
 from gnn.evaluate import evaluate
 from gnn.export import load_training_subgraph
-from gnn.pipeline import compare_with_baseline, load_checkpoint
+from gnn.pipeline import compare_with_baseline, read_checkpoint
 from gnn.routers.baselines import BestSingleUserRouter
-from graphdb.sources import read_synthetic
+from workloads.sources import read_synthetic
 
 UP_TO_EMBEDDINGS = ["interaction_sources", "graph_ingest", "simulated_users", "embeddings"]
 
@@ -77,7 +77,7 @@ def test_model_quality_fails_for_a_model_worse_than_the_baseline(ladybug, instan
     baseline = evaluate(
         BestSingleUserRouter(seed=0).fit(sub.data, sub.split), sub.data, sub.split, "val"
     )
-    ckpt = load_checkpoint(ref.checkpoint)
+    ckpt = read_checkpoint(ref)
     assert meta["metric"] == "reward"
     assert meta["baseline"] == "best_single_user"
     assert meta["baseline_value"] == pytest.approx(baseline.reward)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from dagster_test_support import WORKLOAD
 from torch_geometric.data import HeteroData
 
 from dagster_project.resources import HashingEmbeddings
 from gnn.export import SubgraphSpec, export_training_subgraph, load_training_subgraph
-from graphdb.sources import ingest_sources, read_synthetic
-from prouter.embeddings import embed_graph
-from prouter.errors import ConfigError
-from prouter.synthetic import generate
+from prcore.errors import ConfigError
+from workloads.embeddings import embed_graph
+from workloads.sources import ingest_sources, read_synthetic
+from workloads.synthetic import generate
 
 
 def _args() -> dict:
@@ -47,7 +46,7 @@ def test_export_filters_users_and_time_window_and_round_trips(ladybug, tmp_path)
     assert again.path == exported.path and again.fingerprint == exported.fingerprint
 
     sub = load_training_subgraph(exported.path)
-    assert isinstance(torch.load(exported.path, weights_only=False), HeteroData)
+    assert isinstance(sub.graph, HeteroData)
     data = sub.data
     assert data.user_ids == ["user-0000", "user-0002"]
     got = sorted(

@@ -22,7 +22,7 @@ from dagster_test_support import (
 
 from gnn.evaluate import evaluate, metrics_for_choices
 from gnn.export import load_training_subgraph
-from gnn.pipeline import load_checkpoint
+from gnn.pipeline import read_checkpoint
 from gnn.routers.baselines import BestSingleUserRouter
 from gnn.train import GNNRouter, TrainConfig
 
@@ -77,7 +77,7 @@ def test_full_materialisation_writes_back_what_the_gnn_computes(backend, instanc
 
     ref = result.output_for_node("trained_model")
     assert ref.version == version
-    ckpt = load_checkpoint(ref.checkpoint)
+    ckpt = read_checkpoint(ref)
     sub = load_training_subgraph(ref.export)
     data = sub.data
     router = _refit(ckpt, sub)

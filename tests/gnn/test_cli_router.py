@@ -6,10 +6,10 @@ import json
 import re
 
 import pytest
-import torch
 from click.testing import CliRunner
 from tests_gnn_support import build_store
 
+from gnn.checkpoint import load_checkpoint
 from graphdb.store import open_store
 from prouter.cli import cli
 
@@ -21,7 +21,7 @@ def test_train_saves_a_version_and_writes_back(tmp_path):
     )
     assert result.exit_code == 0, result.output
     version = re.search(r"model (gnn-\S+) saved", result.output).group(1)
-    checkpoint = torch.load(tmp_path / "models" / f"{version}.pt", weights_only=False)
+    checkpoint = load_checkpoint(tmp_path / "models", version)
     assert checkpoint["data"]["queries"] == 200 and checkpoint["config"]["epochs"] == 15
     with open_store(url) as store:
         models = store.export_nodes("RouterModel").to_pylist()
@@ -81,7 +81,7 @@ def test_train_writes_back_the_few_shot_evaluations_per_k(tmp_path):
     assert result.exit_code == 0, result.output
     assert "new_user: held out" in result.output and "k=2" in result.output
     version = re.search(r"model (gnn-\S+) saved", result.output).group(1)
-    checkpoint = torch.load(tmp_path / "models" / f"{version}.pt", weights_only=False)
+    checkpoint = load_checkpoint(tmp_path / "models", version)
     with open_store(url) as store:
         evaluated = store.export_edges("EVALUATED").to_pylist()
     by_setting: dict[tuple[str, int], list[dict]] = {}

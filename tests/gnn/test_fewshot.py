@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from gnn.checkpoint import load_checkpoint, save_checkpoint
 from gnn.evaluate import evaluate
 from gnn.fewshot import (
     _without_llm,
@@ -69,9 +69,8 @@ def test_a_new_llm_is_routed_to_after_a_few_outcomes(reference, routing_data, ro
 
 def test_checkpoint_state_round_trips(reference, routing_data, routing_split, tmp_path):
     data = routing_data
-    path = tmp_path / "model.pt"
-    torch.save(reference.state(), path)
-    state = torch.load(path, weights_only=False)
+    save_checkpoint(tmp_path, "model", reference.state())
+    state = load_checkpoint(tmp_path, "model")
     # Serving uses every decision in the graph; with only the training ones it is the same router.
     train = routing_split.train[data.dec_query]
     same_decisions = data.with_decisions(train)

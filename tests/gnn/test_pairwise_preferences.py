@@ -11,8 +11,8 @@ from gnn.train import GNNRouter, NonPersonalizedGNNRouter
 from graphdb.ingest import write_tables
 from graphdb.store import open_store
 from graphdb.tables import embedding_array
-from prouter.simulate import load_outcomes, simulate_preferences
-from prouter.synthetic import generate
+from workloads.simulate import load_outcomes, simulate_preferences
+from workloads.synthetic import generate
 
 FAST = {"epochs": 80, "patience": 30, "hidden": 32}
 

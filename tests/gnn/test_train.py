@@ -143,7 +143,7 @@ def test_non_personalized_router_gives_every_user_the_same_scores(routing_data, 
 def test_a_checkpoint_of_an_older_model_is_refused_clearly(gnn, routing_data):
     import torch
 
-    from prouter.errors import ProuterError
+    from prcore.errors import ProuterError
 
     state = gnn.state()
     state["state_dict"] = dict(state["state_dict"]) | {"cost_scale": torch.zeros(1)}

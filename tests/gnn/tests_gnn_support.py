@@ -7,7 +7,7 @@ import numpy as np
 from graphdb.ingest import write_tables
 from graphdb.store import open_store
 from graphdb.tables import embedding_array
-from prouter.synthetic import generate
+from workloads.synthetic import generate
 
 
 def build_store(

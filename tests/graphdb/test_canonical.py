@@ -11,7 +11,7 @@ import pytest
 
 from graphdb.canonical import MAX_TEXT_CHARS, RawRecord, read_records, validate
 from graphdb.ingest import ingest_files
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
 
 GOOD = [
     {

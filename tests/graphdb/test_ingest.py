@@ -16,7 +16,7 @@ from graphdb.ingest import ingest_files, ingest_records, write_tables
 from graphdb.schema import NODES, RELS
 from graphdb.store import open_store
 from prouter.demo import write_canonical
-from prouter.synthetic import generate
+from workloads.synthetic import generate
 
 
 def graph_rows(store) -> dict[str, list]:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import pytest
 from graphdb.queries import coerce_param, load_queries, parse_query, schema_statements
 from graphdb.schema import NODES, RELS
 from graphdb.store import open_store
-from prouter.errors import QueryError
+from prcore.errors import QueryError
 
 
 def test_every_library_query_has_a_header_and_matching_params():

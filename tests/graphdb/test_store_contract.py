@@ -9,7 +9,7 @@ import pytest
 from graphdb.schema import NODES, RELS
 from graphdb.store import WriteStats, open_store
 from graphdb.tables import embedding_array, node_schema
-from prouter.errors import ConfigError, QueryError, SchemaError, StoreError
+from prcore.errors import ConfigError, QueryError, SchemaError, StoreError
 
 NASTY_IDS = [
     "plain",

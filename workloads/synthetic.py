@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from graphdb.tables import embedding_array
-from prouter.simulate import best_llm, task_min_max
+from prcore.utility import best_llm, task_min_max, utility
 
 __all__ = ["SyntheticWorkload", "generate"]
 
@@ -272,7 +272,7 @@ def generate(
     asked_query_a = np.asarray(asked_query)
     norm_cost = task_min_max(cost, query_task)
     alpha = user_alpha[asked_user_a][:, None]
-    reward = alpha * performance[asked_query_a] - (1 - alpha) * norm_cost[asked_query_a]
+    reward = utility(alpha, performance[asked_query_a], norm_cost[asked_query_a])
     chosen = best_llm(reward, cost[asked_query_a])
     t0 = start or datetime(2026, 1, 1, tzinfo=UTC)
     offsets = np.sort(rng.uniform(0, 90 * 86400, len(asked_user_a)))

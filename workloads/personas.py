@@ -3,7 +3,7 @@
 *PersonalizedRouter* simulates user groups whose preferences are a matter of
 taste rather than of cost: a judge model is given one persona as its system
 prompt and picks, among the candidate LLMs' responses to a query, the one that
-person would like best (see :mod:`prouter.judge`). The paper names nine
+person would like best (see :mod:`workloads.judge`). The paper names nine
 personas; the prompts below are this project's wording of them, each saying in
 a few sentences what that person values in an answer.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prouter.errors import ConfigError
+from prcore.errors import ConfigError
 
 __all__ = ["PERSONAS", "Persona", "get_persona", "persona_ids"]
 

@@ -1,12 +1,13 @@
 """Run a real local Neo4j 5.26 LTS Community server for tests, CI and development.
 
-The server jars come from Maven Central (``neo4j-server/pom.xml``, fetched with ``mvn``
+The server jars come from Maven Central (``neo4j_local/pom.xml``, shipped with
+the package and fetched with ``mvn``
 into ``<home>/lib``) and run on the local Java 17+ as a detached process
 bound to 127.0.0.1 only. Auth is enabled: user ``neo4j`` gets its initial
 password through Neo4j's own ``neo4j-admin dbms set-initial-password``
 command (``org.neo4j.cli.AdminTool``) before the first start.
 
-Layout of ``<home>`` (default ``$PROUTER_NEO4J_HOME`` or ``<repo>/.neo4j``)::
+Layout of ``<home>`` (default ``$PROUTER_NEO4J_HOME`` or ``./.neo4j``)::
 
     lib/          server jars (+ .pom-sha256 stamp of the pom they came from)
     conf/         neo4j.conf, rewritten on every start
@@ -47,8 +48,7 @@ __all__ = [
     "stop",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POM = REPO_ROOT / "neo4j-server" / "pom.xml"
+POM = Path(__file__).resolve().parent / "pom.xml"
 HOME_ENV = "PROUTER_NEO4J_HOME"
 DEFAULT_PASSWORD = "prouter-test"
 USERNAME = "neo4j"
@@ -121,9 +121,9 @@ class ServerInfo:
 
 
 def default_home() -> Path:
-    """``$PROUTER_NEO4J_HOME`` if set, else ``<repo root>/.neo4j``."""
+    """``$PROUTER_NEO4J_HOME`` if set, else ``.neo4j`` in the working directory."""
     env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".neo4j"
+    return Path(env).expanduser().resolve() if env else Path.cwd() / ".neo4j"
 
 
 def _home(home: Path | str | None) -> Path:
@@ -251,7 +251,7 @@ def _classpath(lib: Path) -> str:
 
 
 def _fetch_jars(home: Path) -> Path:
-    """Make sure ``<home>/lib`` holds the jars of ``neo4j-server/pom.xml``; run mvn if not."""
+    """Make sure ``<home>/lib`` holds the jars of ``neo4j_local/pom.xml``; run mvn if not."""
     lib = home / "lib"
     stamp = lib / ".pom-sha256"
     pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from prouter.adapters.base import AdapterResult
+from workloads.adapters.base import AdapterResult
 
 __all__ = ["AdapterResult"]

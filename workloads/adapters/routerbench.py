@@ -32,8 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from prouter.adapters.base import AdapterResult
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
+from workloads.adapters.base import AdapterResult
 
 __all__ = ["LLM_DESCRIPTIONS", "TASK_DESCRIPTIONS", "load_routerbench"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prouter.errors import ProuterError
+from prcore.errors import ProuterError
 
 __all__ = ["FEWSHOT_SETTINGS", "Report", "frontier", "load_results", "write_report"]
 

@@ -1,6 +1,6 @@
 """Raw interaction sources as canonical records, and loading them into a store.
 
-A source is read into an :class:`~prouter.adapters.base.AdapterResult`
+A source is read into an :class:`~workloads.adapters.base.AdapterResult`
 (canonical records plus LLM metadata and a cleaning summary): canonical files
 (CSV / JSONL / Parquet), the public data-set adapters, or the seeded synthetic
 workload. :func:`ingest_sources` validates and writes them, one source after
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 
 from graphdb.canonical import RawRecord, read_records
 from graphdb.store import GraphStore, WriteStats
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
 
 if TYPE_CHECKING:
-    from prouter.adapters.base import AdapterResult
+    from workloads.adapters.base import AdapterResult
 
 __all__ = ["ingest_sources", "read_canonical", "read_synthetic"]
 
 
 def read_canonical(paths: Sequence[str | Path]) -> AdapterResult:
     """Canonical interaction files as one source; an unreadable file rejects them all."""
-    from prouter.adapters.base import AdapterResult
+    from workloads.adapters.base import AdapterResult
 
     result = AdapterResult(source=", ".join(str(p) for p in paths))
     problems = []
@@ -44,9 +44,9 @@ def read_canonical(paths: Sequence[str | Path]) -> AdapterResult:
 def read_synthetic(
     *, n_queries: int, n_users: int, n_llms: int, users_per_query: int = 1, seed: int = 0
 ) -> AdapterResult:
-    """The seeded synthetic workload of :mod:`prouter.synthetic` as canonical records."""
-    from prouter.adapters.base import AdapterResult
-    from prouter.synthetic import generate
+    """The seeded synthetic workload of :mod:`workloads.synthetic` as canonical records."""
+    from workloads.adapters.base import AdapterResult
+    from workloads.synthetic import generate
 
     workload = generate(
         n_queries=n_queries,
@@ -76,7 +76,7 @@ def ingest_sources(
     With ``skip_invalid`` the rejected records of source ``i`` and their reasons go
     to ``report_dir/rejected-<i>.jsonl`` (default: the working directory).
     """
-    from prouter.adapters.base import load
+    from workloads.adapters.base import load
 
     written: dict[str, WriteStats] = {}
     for i, source in enumerate(sources):

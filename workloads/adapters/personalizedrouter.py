@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from prouter.adapters.base import AdapterResult
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
+from workloads.adapters.base import AdapterResult
 
 __all__ = ["load_personalizedrouter", "query_id"]
 

@@ -1,7 +1,7 @@
 """LLM-as-a-Judge user simulation (strategy 2 of *PersonalizedRouter*).
 
 Where a data set has candidate LLM responses but no users, the paper simulates
-user groups with a judge model: one persona (:mod:`prouter.personas`) is the
+user groups with a judge model: one persona (:mod:`workloads.personas`) is the
 judge's system prompt, and for every query the judge picks the candidate
 response that person would like best. Each persona becomes one simulated user,
 ``judge-<persona id>``, whose pick is a ``chose`` decision in the graph.
@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from prouter.errors import ConfigError, ProuterError
-from prouter.personas import Persona
+from prcore.errors import ConfigError, ProuterError
+from workloads.personas import Persona
 
 if TYPE_CHECKING:
     from graphdb.store import GraphStore

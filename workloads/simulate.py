@@ -30,17 +30,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from graphdb.outcomes import outcome_matrices
 from graphdb.store import GraphStore
-from prouter.errors import ConfigError, ProuterError
+from prcore.errors import ConfigError, ProuterError
+from prcore.utility import best_llm, task_min_max, utility
 
 __all__ = [
     "Outcomes",
-    "best_llm",
     "draw_alphas",
     "load_outcomes",
     "simulate_cost_efficiency",
     "simulate_preferences",
-    "task_min_max",
 ]
 
 
@@ -66,23 +66,17 @@ def load_outcomes(store: GraphStore) -> Outcomes:
         "MATCH (t:Task)<-[:OF_TASK]-(q:Query)-[a:ANSWERED_BY]->(l:LLM) "
         "RETURN q.id AS query_id, t.id AS task_id, l.id AS llm_id, "
         "a.performance AS performance, a.cost AS cost"
-    ).to_pydict()
-    if not table["query_id"]:
+    )
+    if table.num_rows == 0:
         raise ProuterError("the graph has no outcome (ANSWERED_BY) edges to simulate users on")
-    query_ids = sorted(set(table["query_id"]))
-    llm_ids = sorted(set(table["llm_id"]))
-    q_index = {q: i for i, q in enumerate(query_ids)}
-    l_index = {m: i for i, m in enumerate(llm_ids)}
-    performance = np.full((len(query_ids), len(llm_ids)), np.nan)
-    cost = np.full_like(performance, np.nan)
-    tasks = [""] * len(query_ids)
-    for q, t, m, p, c in zip(
-        *(table[k] for k in ("query_id", "task_id", "llm_id", "performance", "cost")), strict=True
-    ):
-        i, j = q_index[q], l_index[m]
-        performance[i, j] = np.nan if p is None else p
-        cost[i, j] = np.nan if c is None else c
-        tasks[i] = t
+    query_ids = sorted(set(table.column("query_id").to_pylist()))
+    llm_ids = sorted(set(table.column("llm_id").to_pylist()))
+    task_of = dict(
+        zip(table.column("query_id").to_pylist(), table.column("task_id").to_pylist(), strict=True)
+    )
+    tasks = [task_of[q] for q in query_ids]
+    edges = table.rename_columns(["src", "task_id", "dst", "performance", "cost"])
+    performance, cost = outcome_matrices(edges, query_ids, llm_ids)
     return Outcomes(query_ids, tasks, llm_ids, performance, cost)
 
 
@@ -102,24 +96,6 @@ def draw_alphas(n_users: int, alphas: str = "grid", seed: int = 0) -> np.ndarray
             raise ConfigError(f"bad alpha distribution {alphas!r}; write beta:A,B") from None
         return rng.beta(a, b, n_users)
     raise ConfigError(f"unknown alpha distribution {alphas!r}; valid: grid, uniform, beta:A,B")
-
-
-def task_min_max(cost: np.ndarray, task_index: np.ndarray) -> np.ndarray:
-    """Min-max normalise costs within each task (NaN stays NaN)."""
-    out = np.full_like(cost, np.nan, dtype=float)
-    for t in np.unique(task_index):
-        rows = task_index == t
-        lo, hi = np.nanmin(cost[rows]), np.nanmax(cost[rows])
-        out[rows] = (cost[rows] - lo) / (hi - lo) if hi > lo else 0.0
-    return out
-
-
-def best_llm(reward: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Index of the highest reward per row (NaN never wins); exact ties: cheaper, then first."""
-    reward = np.where(np.isnan(reward), -np.inf, reward)
-    best = reward.max(axis=1, keepdims=True)
-    masked_cost = np.where(reward == best, np.nan_to_num(cost, nan=np.inf), np.inf)
-    return masked_cost.argmin(axis=1)
 
 
 def simulate_cost_efficiency(
@@ -153,13 +129,11 @@ def simulate_cost_efficiency(
             rows = np.arange(n_queries)
         else:
             rows = np.sort(rng.choice(n_queries, size=queries_per_user, replace=False))
-        true = alpha * perf[rows] - (1 - alpha) * norm[rows]
+        true = utility(alpha, perf[rows], norm[rows])
         seen = true
         if noise:
-            seen = (
-                alpha * (perf[rows] + rng.normal(0, noise, perf[rows].shape))
-                - (1 - alpha) * norm[rows]
-            )
+            perceived = perf[rows] + rng.normal(0, noise, perf[rows].shape)
+            seen = utility(alpha, perceived, norm[rows])
             seen = np.where(np.isnan(true), np.nan, seen)
         choice = best_llm(seen, cost[rows])
         keep = ~np.isnan(true).all(axis=1)
@@ -219,7 +193,7 @@ def simulate_preferences(
             if len(candidates) < 2:
                 continue
             p = perf[q] + (rng.normal(0, noise, perf.shape[1]) if noise else 0.0)
-            reward = alpha * p - (1 - alpha) * norm[q]
+            reward = utility(alpha, p, norm[q])
             asked_src.append(user_ids[u])
             asked_dst.append(qid_array[q])
             seen: set[tuple[int, int]] = set()

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from graphdb.schema import node_type
 from graphdb.tables import embedding_array
-from prouter.errors import ConfigError
+from prcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from graphdb.store import GraphStore

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prouter.adapters.base import AdapterResult
-from prouter.errors import ValidationError
+from prcore.errors import ValidationError
+from workloads.adapters.base import AdapterResult
 
 __all__ = ["load_preferences"]
 
