@@ -189,13 +189,11 @@ def train_and_record(
         exported.path, Path(model_dir), seed=seed, config=config, retrain=True, progress=True
     )
     few = few_shot_results(ref, few_shot, shots=shots) if few_shot else []
-    metrics: dict[str, dict[str, Any]] = dict(read_checkpoint(ref)["metrics"])
-    for res in few:
-        metrics[res.setting] = res.summary()
+    metrics = dict(read_checkpoint(ref)["metrics"]) | {res.setting: res.summary() for res in few}
     result = TrainResult(ref.version, Path(ref.checkpoint), metrics)
     if write_back:
         with store.transaction():
-            result.written["RouterModel"] = record_model(store, ref)
+            result.written["RouterModel"] = record_model(store, ref, few)
             result.written["ROUTED_TO"] = write_routing_predictions(store, ref)
             result.written["EVALUATED"] = write_general_evaluation(store, ref) + (
                 write_few_shot_evaluation(store, ref, few) if few else WriteStats()
@@ -203,9 +201,11 @@ def train_and_record(
     return result
 
 
-def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
-    """The RouterModel node of ``ref`` (its values come from the checkpoint: idempotent)."""
+def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] = ()) -> WriteStats:
+    """The RouterModel node of ``ref`` (its values come from the checkpoint, plus the
+    summaries of the few-shot results ``few`` in its metrics: idempotent)."""
     ckpt = read_checkpoint(ref)
+    metrics = dict(ckpt["metrics"]) | {res.setting: res.summary() for res in few}
     config = ckpt["config"] | {
         "data": ckpt["data"],
         "export": ckpt["export"]["fingerprint"],
@@ -218,7 +218,7 @@ def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
                 "version": ckpt["version"],
                 "created_at": ckpt["created_at"],
                 "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(ckpt["metrics"], sort_keys=True, default=str),
+                "metrics": json.dumps(metrics, sort_keys=True, default=str),
             }
         ],
     )

@@ -84,6 +84,7 @@ def test_train_writes_back_the_few_shot_evaluations_per_k(tmp_path):
     checkpoint = load_checkpoint(tmp_path / "models", version)
     with open_store(url) as store:
         evaluated = store.export_edges("EVALUATED").to_pylist()
+        (model,) = store.export_nodes("RouterModel").to_pylist()
     by_setting: dict[tuple[str, int], list[dict]] = {}
     for e in evaluated:
         by_setting.setdefault((e["setting"], e["shots"]), []).append(e)
@@ -94,10 +95,13 @@ def test_train_writes_back_the_few_shot_evaluations_per_k(tmp_path):
         ("new_llm", 0),
         ("new_llm", 2),
     }
-    new_user = checkpoint["metrics"]["new_user"]
+    # The few-shot summaries are part of the RouterModel's metrics (JSON keys are strings).
+    new_user = json.loads(model["metrics"])["new_user"]
     # One held-out user of three; its EVALUATED edge carries the reward the run measured.
     assert [e["dst"] for e in by_setting[("new_user", 2)]] == new_user["held_out"]
-    assert by_setting[("new_user", 2)][0]["reward"] == pytest.approx(new_user["shots"][2]["reward"])
+    assert by_setting[("new_user", 2)][0]["reward"] == pytest.approx(
+        new_user["shots"]["2"]["reward"]
+    )
     # The new-LLM setting routes every test decision again: all users, all test decisions.
     assert sum(e["n"] for e in by_setting[("new_llm", 2)]) == checkpoint["metrics"]["test"]["n"]
     bad = CliRunner().invoke(cli, ["--store", url, "train", "--few-shot", "nope"])
