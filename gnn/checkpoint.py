@@ -33,6 +33,7 @@ __all__ = [
     "load_file",
     "new_version",
     "save_checkpoint",
+    "save_file",
 ]
 
 FORMAT = 2  # bumped when a checkpoint's layout changes
@@ -84,25 +85,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(model_dir: Path, version: str, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as the checkpoint of ``version``; never overwrites (atomic)."""
-    path = checkpoint_path(model_dir, version)
+def save_file(path: Path, payload: Any, *, overwrite: bool = False) -> Path:
+    """Write ``payload`` (tensors and plain values) to ``path`` atomically, through a unique
+    temporary file; an existing file is kept unless ``overwrite`` (then replaced whole)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            torch.save(_plain(payload | {"format": FORMAT, "version": version}), fh)
+            torch.save(_plain(payload), fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
         try:
-            os.link(tmp, path)  # fails if the version exists: no silent overwrite
+            os.link(tmp, path)  # fails if the file exists: no silent overwrite
         except FileExistsError:
-            raise CheckpointError(
-                f"checkpoint {path} exists already; versions are never overwritten"
-            ) from None
+            raise CheckpointError(f"{path} exists already; it is never overwritten") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def save_checkpoint(model_dir: Path, version: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as the checkpoint of ``version``; never overwrites (atomic)."""
+    path = checkpoint_path(model_dir, version)
+    return save_file(path, payload | {"format": FORMAT, "version": version})
 
 
 def load_file(path: Path, *, safe_globals: Iterable[type] = ()) -> Any:

@@ -39,6 +39,7 @@ from gnn.checkpoint import (
     load_file,
     new_version,
     save_checkpoint,
+    save_file,
 )
 from gnn.data import RoutingData
 from gnn.evaluate import Metrics, evaluate, metrics_for_choices
@@ -54,6 +55,7 @@ __all__ = [
     "TrainResult",
     "compare_with_baseline",
     "data_snapshot",
+    "few_shot_cache_path",
     "few_shot_results",
     "prediction_completeness",
     "read_checkpoint",
@@ -286,21 +288,28 @@ def few_shot_results(
     beside the checkpoint, keyed by the arguments, so a re-run (re-materialising)
     reads them instead of fitting the held-out models again.
     """
-    import torch
-
     from gnn.fewshot import FewShotResult, check_settings
 
     check_settings(settings)
-    request = {"settings": list(settings), "shots": list(shots), "users": users and list(users)}
-    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
-    cached = Path(ref.checkpoint).with_name(f"{ref.version}-fewshot-{key}.pt")
-    if cached.exists():
+    cached = few_shot_cache_path(ref, settings, shots=shots, users=users)
+    if cached.exists():  # weights-only: a planted pickle is refused, never run
         return [FewShotResult.from_plain(r) for r in load_file(cached)]
     results = _run_few_shot(ref, settings, shots=shots, users=users, device=device)
-    tmp = cached.with_name(f".{cached.name}.tmp")
-    torch.save([r.to_plain() for r in results], tmp)
-    tmp.replace(cached)
+    save_file(cached, [r.to_plain() for r in results], overwrite=True)
     return results
+
+
+def few_shot_cache_path(
+    ref: ModelRef,
+    settings: Sequence[str],
+    *,
+    shots: Sequence[int],
+    users: Sequence[str] | None = None,
+) -> Path:
+    """Where :func:`few_shot_results` keeps its results for these arguments."""
+    request = {"settings": list(settings), "shots": list(shots), "users": users and list(users)}
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(ref.checkpoint).with_name(f"{ref.version}-fewshot-{key}.pt")
 
 
 def _run_few_shot(

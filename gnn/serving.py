@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gnn.checkpoint import load_checkpoint
+from gnn.compat import ModelMismatchError, check_finite_weights, check_graph
 from gnn.data import load_routing_data
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
@@ -187,8 +188,30 @@ class RoutingService:
         kind = str(state.get("router", "gnn"))
         if kind not in registry or not hasattr(registry[kind], "from_state"):
             raise ProuterError(f"checkpoint {self.version!r} holds an unservable router {kind!r}")
-        self.data = load_routing_data(store, tasks=list(state["task_ids"]))
-        self.router = registry[kind].from_state(state, self.data, device=device)
+        check_finite_weights(state)
+        try:
+            self.data = load_routing_data(store, tasks=list(state["task_ids"]))
+        except ProuterError as exc:
+            raise ModelMismatchError(
+                f"model {self.version} does not fit this graph ({exc}): it was trained on "
+                "another graph; retrain on this one with `prouter train`"
+            ) from exc
+        #: What the caller should know about the model on this graph (e.g. LLMs it never saw).
+        self.warnings: list[str] = check_graph(
+            state,
+            task_ids=self.data.task_ids,
+            llm_ids=self.data.llm_ids,
+            query_ids=self.data.query_ids,
+        )
+        try:
+            self.router = registry[kind].from_state(state, self.data, device=device)
+        except ProuterError as exc:
+            if set(self.data.llm_ids) == set(state["llm_ids"]):
+                raise
+            raise ModelMismatchError(
+                f"model {self.version} cannot serve this graph's LLMs "
+                f"({'; '.join(self.warnings)}); retrain with `prouter train`"
+            ) from exc
         self.embedder = embedder
         self.model_dir = Path(model_dir)
         self.similar, self.infer_k, self.prior_k = similar, infer_k, prior_k
@@ -239,6 +262,11 @@ class RoutingService:
         self._model_tasks = set(self.router.task_ids)
         self._weights = self.router.preferences()
         self._prior_weight = self.router.prior_preference()
+        if not (np.isfinite(self._weights).all() and np.isfinite(self._prior_weight)):
+            raise ModelMismatchError(
+                f"model {self.version} learned non-finite quality weights (NaN or infinity): "
+                "it was trained on out-of-range data; fix the outcomes and retrain"
+            )
 
     def health(self) -> dict[str, Any]:
         """What the service serves: model, tasks, LLMs and graph sizes."""
@@ -250,6 +278,7 @@ class RoutingService:
             "users": len(self.data.user_ids),
             "queries": len(self.data.query_ids),
             "decisions": len(self.data.dec_user),
+            "warnings": list(self.warnings),
         }
 
     # -- routing ------------------------------------------------------------------
@@ -276,6 +305,13 @@ class RoutingService:
         )
         with self._lock:
             pred = self.router.predict(emb, tasks, rows)
+        for name in ("utility", "performance", "cost"):
+            if not np.isfinite(getattr(pred, name)).all():
+                raise ModelMismatchError(
+                    f"model {self.version} predicts non-finite {name} (NaN or infinity) for "
+                    "this request: it was trained on out-of-range data; fix the outcomes and "
+                    "retrain with `prouter train`"
+                )
         return [
             self._result(req, tasks[i], notes[i], rows[i], sims[i], pred, i)
             for i, req in enumerate(requests)

@@ -84,6 +84,18 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_finite_loss(loss: torch.Tensor, epoch: int) -> None:
+    """Stop training (no checkpoint is saved) when the loss is NaN or infinite."""
+    if not bool(torch.isfinite(loss)):
+        from prcore.errors import ProuterError
+
+        raise ProuterError(
+            f"training stopped at epoch {epoch}: the loss is {loss.item()} (not finite), so "
+            "the graph holds out-of-range outcomes (performance outside [0, 1], absurd costs "
+            "or rewards); fix them and train again (no model was saved)"
+        )
+
+
 def _choice_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Listwise negative log-likelihood of a set-valued choice (softmax over candidates)."""
     return (scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)).mean()
@@ -246,6 +258,7 @@ class GNNRouter(Router):
             others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
             loss = self._decision_loss(h_u, dq, dl, dr, cand, tied) + cfg.aux_weight * aux
+            check_finite_loss(loss, epoch)
             optim.zero_grad()
             loss.backward()
             optim.step()

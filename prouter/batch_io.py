@@ -75,6 +75,6 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     """Write one JSON object per line; returns how many."""
     n = 0
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
         n += 1
     return n

@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     service: RoutingService  # set on the subclass made by make_server
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

@@ -629,8 +629,8 @@ def test_cli_refuses_writes_and_leaves_the_graph_unchanged(graph, args, statemen
     before = (graph.counts(), graph.export_nodes("User").to_pylist())
     result = invoke(*args, "cypher", "run", "--query", statement)
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("Error: write refused: `prouter cypher run` opens the graph")
-    assert "nothing was written" in result.output
+    assert result.output.startswith("Error: refused: `prouter cypher run` only reads the graph")
+    assert "nothing was written" in result.output or "nothing was run" in result.output
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
     assert (graph.counts(), graph.export_nodes("User").to_pylist()) == before

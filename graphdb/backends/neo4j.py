@@ -88,6 +88,23 @@ class Neo4jStore(GraphStore):
             return pa.table({k: pa.array(list(c)) for k, c in zip(keys, columns, strict=True)})
         return _rows_to_table(rows, schema)
 
+    def explain(self, cypher: str, params: Mapping[str, Any] | None = None) -> set[str]:
+        """The operator types of Neo4j's plan for ``cypher`` (``EXPLAIN`` runs nothing),
+        plus ``QUERY_TYPE:<r|w|rw|s>`` for the statement type."""
+
+        def work(tx: neo4j.ManagedTransaction) -> Any:
+            return tx.run(f"EXPLAIN {cypher}", dict(params or {})).consume()
+
+        summary = self._run_read(work)
+        found = {f"QUERY_TYPE:{summary.query_type}"}
+        stack = [summary.plan or {}]
+        while stack:
+            node = stack.pop()
+            if node.get("operatorType"):
+                found.add(str(node["operatorType"]).split("@")[0])
+            stack.extend(node.get("children") or [])
+        return found
+
     def clear(self) -> None:
         # Relationships first, in batches, so that no transaction has to hold the
         # hundreds of thousands of edges of one busy node (an LLM) at once.

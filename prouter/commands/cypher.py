@@ -2,7 +2,9 @@
 
 Every query runs on a store opened read-only (LadybugDB ``read_only=True``,
 Neo4j READ access mode), so a query that would write is refused by the database
-itself and nothing is written. Values reach the database only as parameters.
+itself and nothing is written; before that, :func:`graphdb.readonly.check_read_only`
+lets only plain graph reads through (no file access, procedures, extensions or
+administration). Values reach the database only as parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _PARAM_ARG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z\[\]]+))?=(.*)$",
 # What each backend says when a read-only store refuses a write.
 _WRITE_REFUSED = ("read-only database", "read access mode")
 _MAX_CELL = 60
+_REFUSED = "refused: `prouter cypher run` only reads the graph"
 
 
 @click.group()
@@ -110,7 +113,9 @@ def run(
 ) -> None:
     """Run a named query (or your own with --query/--file) on a read-only store.
 
-    Queries that create, change or delete data are refused and write nothing.
+    Only queries that read the graph run: statements that write, call procedures,
+    read or write files (COPY, EXPORT, LOAD), load extensions or administer the
+    database are refused and nothing is run.
 
     Example:
 
@@ -183,16 +188,19 @@ def _read(store: GraphStore, query: NamedQuery, values: dict[str, object]) -> pa
     """Run the query, turning a refused write or a failed query into a clean CLI error."""
     import pyarrow as pa
 
+    from graphdb.readonly import ReadOnlyQueryError, check_read_only
     from prcore.errors import StoreError
 
     try:
+        check_read_only(store, query.text, values)  # an allow-list: plain graph reads only
         return store.read(query.text, values)
+    except ReadOnlyQueryError as exc:
+        raise click.ClickException(f"{_REFUSED}: {exc}; nothing was run") from exc
     except StoreError as exc:
         if any(marker in str(exc) for marker in _WRITE_REFUSED):
             raise click.ClickException(
-                "write refused: `prouter cypher run` opens the graph read-only, so queries "
-                "that create, change or delete data are not allowed; nothing was written "
-                f"({exc})"
+                f"{_REFUSED} (opened read-only): queries that create, change or delete "
+                f"data are not allowed; nothing was written ({exc})"
             ) from exc
         raise click.ClickException(str(exc)) from exc
     except pa.ArrowException as exc:

@@ -92,7 +92,7 @@ def open_service(
         Embedder, embedding_model or settings.embedding_model, cache_path=cache
     )
     with settings.open(read_only=True) as store:
-        return domain_errors(
+        service = domain_errors(
             RoutingService,
             store,
             embedder,
@@ -101,6 +101,9 @@ def open_service(
             device=device,
             similar=similar,
         )
+    for warning in service.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return service
 
 
 def _money(value: float | None) -> str:
@@ -203,7 +206,9 @@ def route(
     rs = open_service(settings, **service)
     result = domain_errors(rs.route, user, query, task)
     if as_json:
-        click.echo(json.dumps(result.to_dict(top or None), indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(result.to_dict(top or None), indent=2, ensure_ascii=False, allow_nan=False)
+        )
     else:
         click.echo("\n".join(format_result(result, top or None)))
 
