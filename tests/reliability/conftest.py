@@ -7,27 +7,8 @@ fully-new graph. A faulted ingest must leave exactly one of the two digests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
-from reliability_support import clone, digest, prouter
-
-from graphdb.store import open_store
-
-
-@dataclass(frozen=True)
-class Workload:
-    old_db: Path
-    new_data: Path
-    old_digest: str
-    new_digest: str
-    new_db_size: int
-
-
-def store_digest(db: Path, *, read_only: bool = True) -> str:
-    with open_store(f"ladybug:{db}", read_only=read_only) as store:
-        return digest(store)[0]
+from reliability_support import Workload, clone, prouter, store_digest
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphdb.schema import NODES, RELS
-from graphdb.store import GraphStore
+from graphdb.store import GraphStore, open_store
 
 PROUTER = str(Path(sys.executable).with_name("prouter"))
 MAX_WAIT_S = 90.0  # bound on one child run, not an assertion
@@ -143,3 +143,19 @@ def raw_write_and_kill(db: Path, n_new: int, point: str = "*.wal.checkpoint") ->
         child.send_signal(signal.SIGKILL)
     _, stderr = child.communicate(timeout=60)
     return KillResult(hit, child.returncode, files, stderr)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The old store, the new file, and the digests of the old and fully-new graphs."""
+
+    old_db: Path
+    new_data: Path
+    old_digest: str
+    new_digest: str
+    new_db_size: int
+
+
+def store_digest(db: Path, *, read_only: bool = True) -> str:
+    with open_store(f"ladybug:{db}", read_only=read_only) as store:
+        return digest(store)[0]

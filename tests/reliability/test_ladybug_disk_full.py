@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import Workload, store_digest
-from reliability_support import clone, prouter
+from reliability_support import Workload, clone, prouter, store_digest
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Workload, store_digest
-from reliability_support import SWAPPED, clone, ingest_and_kill, prouter
+from reliability_support import SWAPPED, Workload, clone, ingest_and_kill, prouter, store_digest
 
 pytestmark = pytest.mark.slow
 

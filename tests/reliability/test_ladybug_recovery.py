@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Workload
-from reliability_support import clone, prouter, raw_write_and_kill
+from reliability_support import Workload, clone, prouter, raw_write_and_kill
 
 from graphdb.backends import ladybug_files
 from graphdb.store import open_store

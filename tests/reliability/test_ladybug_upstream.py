@@ -14,8 +14,7 @@ from pathlib import Path
 
 import ladybug
 import pytest
-from conftest import Workload
-from reliability_support import clone, raw_write_and_kill
+from reliability_support import Workload, clone, raw_write_and_kill
 
 pytestmark = pytest.mark.slow
 
