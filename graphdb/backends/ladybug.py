@@ -2,11 +2,17 @@
 
 Each write call runs in one transaction: new rows go in with ``COPY ... FROM``
 an Arrow table (bulk load), changed rows are updated with ``LOAD FROM ... SET``.
-A failure anywhere rolls the whole call back, so nothing is half written.
+A store opened from a path writes into a private copy of the file that replaces
+the live file only once committed, checkpointed and verified
+(:mod:`graphdb.backends.ladybug_files`): a killed process, a full disk or an
+error leaves the old graph or the new one, never a mix. One process writes a
+store at a time; read-only opens see the last published file.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +21,7 @@ from typing import Any
 import ladybug
 import pyarrow as pa
 
+from graphdb.backends import ladybug_files as files
 from graphdb.queries import schema_statements
 from graphdb.schema import NODES, NodeType, RelType, node_type
 from graphdb.store import GraphStore
@@ -29,30 +36,54 @@ class LadybugStore(GraphStore):
 
     backend = "ladybug"
 
-    def __init__(self, db: ladybug.Database, *, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: ladybug.Database,
+        *,
+        path: Path | None = None,
+        lock: files.WriterLock | None = None,
+    ) -> None:
+        """Wrap ``db``; with ``path`` and the writer ``lock`` held, writes copy and swap."""
         self._db = db
         self._conn = ladybug.Connection(db)
         self.path = path
+        self._lock = lock
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False) -> LadybugStore:
-        """Open (or create) the database file at ``path``."""
+        """Open (or create) the database file at ``path``.
+
+        A read-only open that finds an interrupted checkpoint first lets
+        LadybugDB finish it with a brief read-write open, when the file is
+        writable and no other process writes it; otherwise it says what to do.
+        """
         path = Path(path)
-        if read_only and not path.exists():
-            raise StoreError(f"no LadybugDB database at {path}")
+        if read_only:
+            if not path.exists():
+                raise StoreError(f"no LadybugDB database at {path}")
+            return cls(_open_read_only(path), path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _writer_lock(path)
         try:
-            db = ladybug.Database(str(path), read_only=read_only)
-        except RuntimeError as exc:
-            raise StoreError(f"cannot open LadybugDB database {path}: {exc}") from exc
-        return cls(db, path=path)
+            files.remove_stale_copies(path)
+            if not path.exists():
+                _create_empty(path)
+            db = _database(path)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(db, path=path, lock=lock)
 
     def __repr__(self) -> str:
         return f"LadybugStore({str(self.path)!r})"
 
     def apply_schema(self) -> None:
-        for statement in schema_statements("ladybug"):
-            self._execute(statement)
+        existing = set(self.read("CALL show_tables() RETURN name").column(0).to_pylist())
+        statements = [s for s in schema_statements("ladybug") if _created_table(s) not in existing]
+        if statements:
+            with self.transaction():
+                for statement in statements:
+                    self._execute(statement)
 
     def read(
         self, cypher: str, params: Mapping[str, Any] | None = None, schema: pa.Schema | None = None
@@ -68,8 +99,9 @@ class LadybugStore(GraphStore):
                 self._execute(f"MATCH (n:{label}) DETACH DELETE n")
 
     def close(self) -> None:
-        self._conn.close()
-        self._db.close()
+        self.close_handles()
+        if self._lock is not None:
+            self._lock.release()
 
     # -- write primitives ------------------------------------------------------
     def _existing_nodes(self, nt: NodeType, keys: pa.Array, schema: pa.Schema) -> pa.Table:
@@ -122,6 +154,16 @@ class LadybugStore(GraphStore):
 
     @contextmanager
     def _begin(self) -> Iterator[None]:
+        if self.path is None or self._lock is None:
+            with self._in_place():
+                yield
+            return
+        with self._copy_and_swap(self.path):
+            yield
+
+    @contextmanager
+    def _in_place(self) -> Iterator[None]:
+        """A plain LadybugDB transaction on the open database (no path to swap)."""
         self._execute("BEGIN TRANSACTION")
         try:
             yield
@@ -130,12 +172,140 @@ class LadybugStore(GraphStore):
             raise
         self._execute("COMMIT")
 
+    @contextmanager
+    def _copy_and_swap(self, path: Path) -> Iterator[None]:
+        """Run the writes on a private copy, then publish it over ``path`` atomically."""
+        self.close_handles()
+        copy: Path | None = None
+        try:
+            copy = files.copy_for_write(path)
+            self._attach(_database(copy, auto_checkpoint=False))
+            self._execute("BEGIN TRANSACTION")
+            try:
+                yield
+                expected = self.counts()
+                self._execute("COMMIT")
+                self._execute("CHECKPOINT")
+                self.close_handles()
+                _verify(copy, expected)
+            except StoreError as exc:
+                if type(exc) is not StoreError:
+                    raise
+                raise StoreError(_nothing_written(exc)) from exc
+            files.publish(copy, path)
+            copy = None
+        finally:
+            self.close_handles()
+            if copy is not None:
+                files.discard(copy)
+            self._attach(_database(path))
+
+    def _attach(self, db: ladybug.Database) -> None:
+        self._db = db
+        self._conn = ladybug.Connection(db)
+
+    def close_handles(self) -> None:
+        """Close the connection and database, keeping the writer lock."""
+        if self._conn is not None:
+            self._conn.close()
+            self._db.close()
+            self._conn = None  # type: ignore[assignment]
+
     def _execute(self, cypher: str, params: dict[str, Any] | None = None) -> ladybug.QueryResult:
         try:
             result = self._conn.execute(cypher, params or {})
         except RuntimeError as exc:
             raise StoreError(f"LadybugDB: {exc}") from exc
         return result[-1] if isinstance(result, list) else result
+
+
+def _database(path: Path, **options: Any) -> ladybug.Database:
+    try:
+        return ladybug.Database(str(path), **options)
+    except RuntimeError as exc:
+        raise StoreError(f"cannot open LadybugDB database {path}: {_one_line(exc)}") from exc
+
+
+def _writer_lock(path: Path) -> files.WriterLock:
+    lock = files.WriterLock(path)
+    if not lock.acquire():
+        raise StoreError(
+            f"another process is writing LadybugDB database {path} (one writer at a time); "
+            "retry when it finishes"
+        )
+    return lock
+
+
+def _create_empty(path: Path) -> None:
+    """Create a new empty database at ``path`` atomically (built beside it, then renamed)."""
+    tmp = path.with_name(f"{path.name}.tx-new")
+    files.discard(tmp)
+    _database(tmp).close()
+    files.publish(tmp, path)
+
+
+_RECOVERY_PENDING = "checkpoint recovery is pending"
+
+
+def _open_read_only(path: Path) -> ladybug.Database:
+    try:
+        return ladybug.Database(str(path), read_only=True)
+    except RuntimeError as exc:
+        if _RECOVERY_PENDING not in str(exc):
+            raise StoreError(f"cannot open LadybugDB database {path}: {_one_line(exc)}") from exc
+    _finish_recovery(path)
+    return _database(path, read_only=True)
+
+
+def _finish_recovery(path: Path) -> None:
+    """Let LadybugDB finish an interrupted checkpoint with a brief read-write open."""
+    hint = (
+        f"LadybugDB database {path} has an interrupted checkpoint to finish; "
+        f"run `prouter --store ladybug:{path} graph summary` as a user who can write it"
+    )
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise StoreError(hint)
+    lock = files.WriterLock(path)
+    if not lock.acquire():
+        raise StoreError(f"{hint}; another process is writing it now, retry when it finishes")
+    try:
+        _database(path).close()
+    finally:
+        lock.release()
+
+
+def _verify(copy: Path, expected: dict[str, int]) -> None:
+    """Check that a checkpointed copy is complete on its own before it is published."""
+    leftovers = files.sidecars(copy)
+    if leftovers:
+        raise StoreError(
+            "LadybugDB did not finish its checkpoint (disk full?); nothing was written "
+            f"(left: {', '.join(p.name for p in leftovers)})"
+        )
+    check = LadybugStore(_database(copy, read_only=True))
+    try:
+        found = check.counts()
+    finally:
+        check.close()
+    if found != expected:
+        raise StoreError("LadybugDB wrote an incomplete copy of the graph; nothing was written")
+
+
+_CREATE_TABLE = re.compile(r"CREATE (?:NODE|REL) TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
+
+
+def _created_table(statement: str) -> str | None:
+    match = _CREATE_TABLE.match(statement)
+    return match.group(1) if match else None
+
+
+def _nothing_written(exc: StoreError) -> str:
+    message = str(exc)
+    return message if "nothing was written" in message else f"{message}; nothing was written"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _widen(table: pa.Table, schema: pa.Schema) -> pa.Table:
