@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from prouter.errors import StoreError
+from prcore.errors import StoreError
 
 __all__ = [
     "SIDECAR_SUFFIXES",

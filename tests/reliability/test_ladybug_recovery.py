@@ -13,7 +13,7 @@ from reliability_support import Workload, clone, prouter, raw_write_and_kill
 
 from graphdb.backends import ladybug_files
 from graphdb.store import open_store
-from prouter.errors import StoreError
+from prcore.errors import StoreError
 
 pytestmark = pytest.mark.slow
 
