@@ -47,7 +47,7 @@ def _ingest_at_once(server: dict[str, str], path: Path, *, lockstep: bool) -> li
             barrier.wait()
         try:
             results[i] = ingest_files(store, [path])
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:  # reported by the assertion below
             results[i] = exc
             barrier.abort()
         finally:
