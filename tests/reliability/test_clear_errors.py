@@ -107,9 +107,11 @@ def test_routing_with_a_model_on_an_empty_graph_says_so(tmp_path):
         version = train_and_record(
             trained, seed=0, model_dir=tmp_path / "m", config={"epochs": 2, "hidden": 8}
         ).version
-    with open_store(f"ladybug:{tmp_path / 'empty.lbug'}") as empty:
-        with pytest.raises(ProuterError) as info:
-            RoutingService(empty, _Embedder(dim), model_dir=tmp_path / "m", version=version)
+    with (
+        open_store(f"ladybug:{tmp_path / 'empty.lbug'}") as empty,
+        pytest.raises(ProuterError) as info,
+    ):
+        RoutingService(empty, _Embedder(dim), model_dir=tmp_path / "m", version=version)
     assert "\n" not in str(info.value)
     assert "no query with outcomes (ANSWERED_BY) in the graph" in str(info.value)
 

@@ -35,8 +35,13 @@ def test_stored_query_with_another_task_is_rejected(store, tmp_path):
 
 def test_stored_query_with_its_own_task_is_fine(store, tmp_path):
     ingest_files(store, [write_jsonl(tmp_path / "a.jsonl", [ANSWER])])
-    again = write_jsonl(tmp_path / "b.jsonl", [{"task_id": "math", "query_id": "q1"} | {
-        "llm_id": "large", "performance": 0, "cost": 0.02}])
+    again = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"task_id": "math", "query_id": "q1"}
+            | {"llm_id": "large", "performance": 0, "cost": 0.02}
+        ],
+    )
     report = ingest_files(store, [again])
     assert report.records_rejected == 0
     assert store.counts()["OF_TASK"] == 1 and store.counts()["ANSWERED_BY"] == 2

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from reliability_helpers import ANSWER, OTHER, is_empty, write_jsonl
 
 from graphdb.canonical import MAX_COST_USD, MAX_PRICE_USD, MAX_TOKENS
 from graphdb.ingest import ingest_files
 from prcore.errors import ValidationError
-
-from reliability_helpers import ANSWER, OTHER, is_empty, write_jsonl
 
 CHOICE = {"user_id": "ann", "decision": "chose"}
 
