@@ -144,7 +144,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         for i, q in enumerate(q_table.column("id").to_pylist())
         if q in answered and q in task_of and (tasks is None or task_of[q] in tasks)
     ]
-    q_table = q_table.take(keep)
+    q_table = q_table.take(pa.array(keep, type=pa.int64()))  # typed: keep may be empty
     query_ids = q_table.column("id").to_pylist()
     if not query_ids:
         raise ProuterError(

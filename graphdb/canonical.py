@@ -17,7 +17,7 @@ import csv
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +26,11 @@ from typing import Any
 __all__ = [
     "DECISIONS",
     "FIELDS",
+    "MAX_COST_USD",
     "MAX_ID_CHARS",
+    "MAX_PRICE_USD",
     "MAX_TEXT_CHARS",
+    "MAX_TOKENS",
     "Field",
     "Problem",
     "RawRecord",
@@ -39,7 +42,13 @@ __all__ = [
 
 MAX_ID_CHARS = 512
 MAX_TEXT_CHARS = 200_000
+# Sanity bounds: a value beyond these is a unit mix-up or garbage, never a real outcome.
+MAX_COST_USD = 1_000.0  # one answer
+MAX_PRICE_USD = 10_000.0  # per 1M tokens
+MAX_TOKENS = 1_000_000_000  # one prompt or answer
+TIMESTAMP_YEARS = (1970, 2200)
 DECISIONS = ("chose", "preferred", "tie")
+EXTRA_CELLS = "__extra_cells__"  # a CSV row longer than its header: (cells, columns)
 SPLITS = ("train", "val", "test")
 
 
@@ -68,16 +77,16 @@ FIELDS: dict[str, Field] = {
         Field("user_alpha", "float", False, "user's quality weight in [0, 1]", 0.0, 1.0),
         Field("llm_id", "id", False, "the LLM this record is about"),
         Field("llm_description", "text", False, "prose description of the LLM"),
-        Field("llm_input_price", "float", False, "USD per 1M input tokens", 0.0),
-        Field("llm_output_price", "float", False, "USD per 1M output tokens", 0.0),
-        Field("performance", "float", False, "quality of the LLM's answer (e.g. 0/1 or F1)"),
-        Field("cost", "float", False, "USD cost of the LLM's answer", 0.0),
-        Field("input_tokens", "int", False, "prompt tokens", 0),
-        Field("output_tokens", "int", False, "completion tokens", 0),
+        Field("llm_input_price", "float", False, "USD per 1M input tokens", 0.0, MAX_PRICE_USD),
+        Field("llm_output_price", "float", False, "USD per 1M output tokens", 0.0, MAX_PRICE_USD),
+        Field("performance", "float", False, "quality of the answer in [0, 1]", 0.0, 1.0),
+        Field("cost", "float", False, "USD cost of the LLM's answer", 0.0, MAX_COST_USD),
+        Field("input_tokens", "int", False, "prompt tokens", 0, MAX_TOKENS),
+        Field("output_tokens", "int", False, "completion tokens", 0, MAX_TOKENS),
         Field("response", "text", False, "the LLM's answer"),
         Field("decision", "choice", False, "user decision about llm_id", choices=DECISIONS),
         Field("other_llm_id", "id", False, "the LLM that llm_id was preferred over / tied with"),
-        Field("reward", "float", False, "the user's reward for a 'chose' decision"),
+        Field("reward", "float", False, "the user's reward for a 'chose' decision", -1.0, 1.0),
         Field("timestamp", "timestamp", False, "ISO 8601 time of the interaction (UTC if naive)"),
     )
 }
@@ -169,7 +178,11 @@ def read_records(path: str | Path) -> tuple[list[RawRecord], list[Problem]]:
         records, problems = readers[suffix](path)
     except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
         return [], [Problem(source, "", None, f"cannot read file: {exc}")]
-    columns = {k for r in records for k in r.values}
+    if not records and not problems:
+        problems.append(
+            Problem(source, "", None, "no records in the file (empty, or a header only)")
+        )
+    columns = {k for r in records for k in r.values if k != EXTRA_CELLS}
     unknown = sorted(columns - set(FIELDS))
     if unknown:
         problems.append(
@@ -181,34 +194,64 @@ def read_records(path: str | Path) -> tuple[list[RawRecord], list[Problem]]:
 
 
 def _read_csv(path: Path) -> tuple[list[RawRecord], list[Problem]]:
+    """Rows keyed by the header; a location is the file line where the row starts (header: 1).
+
+    A UTF-8 byte-order mark is dropped; a repeated header name rejects the file.
+    """
     csv.field_size_limit(1 << 30)
-    records = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    records: list[RawRecord] = []
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return [], []
+        first: dict[str, int] = {}
+        for number, name in enumerate(header, start=1):
+            if name in first:
+                message = f"duplicate column {name!r} (columns {first[name]} and {number})"
+                return [], [Problem(str(path), "line 1", None, message)]
+            first[name] = number
         start = reader.line_num + 1
-        for row in reader:
-            if None in row:  # more cells than header names
-                records.append(
-                    RawRecord(str(path), f"line {start}", {"__extra__": row.pop(None)} | row)
-                )
-            else:
-                records.append(RawRecord(str(path), f"line {start}", row))
+        for cells in reader:
+            if not cells:  # a blank line
+                start = reader.line_num + 1
+                continue
+            values: dict[str, Any] = dict(zip(header, cells, strict=False))
+            if len(cells) > len(header):
+                values[EXTRA_CELLS] = (len(cells), len(header))
+            records.append(RawRecord(str(path), f"line {start}", values))
             start = reader.line_num + 1
     return records, []
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def _read_jsonl(path: Path) -> tuple[list[RawRecord], list[Problem]]:
     records, problems = [], []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
             except json.JSONDecodeError as exc:
                 problems.append(
                     Problem(str(path), f"line {number}", None, f"invalid JSON: {exc.msg}")
                 )
+                continue
+            except _DuplicateKeyError as exc:
+                problems.append(Problem(str(path), f"line {number}", None, str(exc)))
                 continue
             if not isinstance(value, dict):
                 problems.append(
@@ -222,7 +265,12 @@ def _read_jsonl(path: Path) -> tuple[list[RawRecord], list[Problem]]:
 def _read_parquet(path: Path) -> tuple[list[RawRecord], list[Problem]]:
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(path).to_pylist()
+    table = pq.read_table(path)
+    names = table.column_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        return [], [Problem(str(path), "", None, f"duplicate columns {repeated}")]
+    rows = table.to_pylist()
     return [RawRecord(str(path), f"row {i}", row) for i, row in enumerate(rows, start=1)], []
 
 
@@ -240,6 +288,9 @@ def _convert(f: Field, value: Any) -> Any:
         limit = MAX_ID_CHARS if f.kind == "id" else MAX_TEXT_CHARS
         if len(text) > limit:
             raise ValueError(f"too long: {len(text)} characters (at most {limit})")
+        _check_characters(text)
+        if f.kind == "id" and text != text.strip():
+            raise ValueError(f"has leading or trailing whitespace: {text!r:.60}")
         return text
     if f.kind == "choice":
         text = str(value).strip().lower()
@@ -251,6 +302,9 @@ def _convert(f: Field, value: Any) -> Any:
             moment = datetime.fromisoformat(str(value).strip())
         except ValueError:
             raise ValueError(f"{value!r:.60} is not an ISO 8601 timestamp") from None
+        low, high = TIMESTAMP_YEARS
+        if not low <= moment.year <= high:  # also keeps the UTC conversion from overflowing
+            raise ValueError(f"{value!r:.60} is out of range (years {low} to {high})")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -269,6 +323,8 @@ def _number(value: Any, *, integral: bool) -> float | int:
         number = float(value)
     except ValueError:
         raise ValueError(f"expected a number, got {value!r:.60}") from None
+    except OverflowError:  # an integer beyond any float
+        raise ValueError(f"is too large: {str(value)[:20]}... ({len(str(value))} digits)") from None
     if math.isnan(number):
         raise ValueError("is NaN")
     if math.isinf(number):
@@ -280,14 +336,28 @@ def _number(value: Any, *, integral: bool) -> float | int:
     return number
 
 
+def _check_characters(text: str) -> None:
+    """Reject what no store can keep faithfully: NUL characters and lone surrogates."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"is not valid Unicode (lone surrogate {ascii(text[exc.start])[1:-1]} at "
+            f"character {exc.start + 1})"
+        ) from None
+
+
 def _check_record(raw: RawRecord) -> tuple[dict[str, Any], list[Problem]]:
     problems: list[Problem] = []
 
     def bad(name: str | None, message: str) -> None:
         problems.append(Problem(raw.source, raw.location, name, message))
 
-    if "__extra__" in raw.values:
-        bad(None, f"more cells than header columns: {raw.values['__extra__']!r:.80}")
+    if EXTRA_CELLS in raw.values:
+        cells, columns = raw.values[EXTRA_CELLS]
+        bad(None, f"{cells} cells but the header has {columns} columns")
     record: dict[str, Any] = {}
     for name, f in FIELDS.items():
         value = raw.values.get(name)
@@ -374,12 +444,27 @@ def _conflicts(items: list[tuple[RawRecord, dict[str, Any]]]) -> dict[int, list[
 
 
 def _unknown_references(
-    items: list[tuple[RawRecord, dict[str, Any]]], known_queries: set[str], known_llms: set[str]
+    items: list[tuple[RawRecord, dict[str, Any]]],
+    known_queries: set[str],
+    known_llms: set[str],
+    query_tasks: Mapping[str, str],
 ) -> dict[int, list[Problem]]:
     with_text = known_queries | {r["query_id"] for _, r in items if "query_text" in r}
     llms = known_llms | {r["llm_id"] for _, r in items if "llm_id" in r}
     found: dict[int, list[Problem]] = defaultdict(list)
     for index, (raw, record) in enumerate(items):
+        stored_task = query_tasks.get(record["query_id"])
+        if stored_task is not None and stored_task != record["task_id"]:
+            # A query belongs to one task for good: moving it would leave two OF_TASK edges.
+            found[index].append(
+                Problem(
+                    raw.source,
+                    raw.location,
+                    "task_id",
+                    f"query {record['query_id']!r:.80} belongs to task {stored_task!r:.80} "
+                    f"in the graph, not {record['task_id']!r:.80}",
+                )
+            )
         if record["query_id"] not in with_text:
             found[index].append(
                 Problem(
@@ -409,11 +494,13 @@ def validate(
     *,
     known_queries: Iterable[str] = (),
     known_llms: Iterable[str] = (),
+    query_tasks: Mapping[str, str] | None = None,
 ) -> Validated:
     """Check every record and their consistency; merge exact duplicates.
 
     ``known_queries`` / ``known_llms`` are ids already in the graph, so that
-    records may refer to them without repeating their text.
+    records may refer to them without repeating their text. ``query_tasks``
+    maps stored queries to their task: a record giving another task is rejected.
     """
     out = Validated()
     items: list[tuple[RawRecord, dict[str, Any]]] = []
@@ -427,7 +514,9 @@ def validate(
     # Rejecting a record can orphan others that relied on it: repeat until stable.
     while True:
         bad = _conflicts(items)
-        for index, problems in _unknown_references(items, known_q, known_l).items():
+        for index, problems in _unknown_references(
+            items, known_q, known_l, query_tasks or {}
+        ).items():
             bad[index].extend(problems)
         if not bad:
             break

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,11 @@ import pyarrow as pa
 from graphdb.canonical import RawRecord, Validated, problem_lines, read_records, validate
 from graphdb.schema import NODES
 from graphdb.store import GraphStore, WriteStats
-from prcore.errors import ValidationError
+from prcore.errors import ConfigError, ValidationError
 
 __all__ = [
     "IngestReport",
+    "check_report_path",
     "graph_tables",
     "ingest_files",
     "ingest_records",
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_REPORT = "rejected.jsonl"
 
 # Order matters: nodes before the edges that connect them.
 WRITE_ORDER = (
@@ -219,8 +223,14 @@ def ingest_records(
     report_path: str | Path | None = None,
 ) -> IngestReport:
     """Validate raw records against the graph, then write them (see module docs)."""
+    of_task = store.export_edges("OF_TASK", [])
     validated = validate(
-        raws, known_queries=store.node_ids("Query"), known_llms=store.node_ids("LLM")
+        raws,
+        known_queries=store.node_ids("Query"),
+        known_llms=store.node_ids("LLM"),
+        query_tasks=dict(
+            zip(of_task.column("src").to_pylist(), of_task.column("dst").to_pylist(), strict=True)
+        ),
     )
     validated.file_problems.extend(file_problems)
     return _load(store, validated, len(raws), skip_invalid, report_path)
@@ -234,6 +244,8 @@ def ingest_files(
     report_path: str | Path | None = None,
 ) -> IngestReport:
     """Read, validate and load canonical files (CSV, JSONL, Parquet)."""
+    if skip_invalid:
+        check_report_path(report_path or DEFAULT_REPORT, paths)
     raws: list[RawRecord] = []
     file_problems = []
     for path in paths:
@@ -247,6 +259,21 @@ def ingest_files(
             file_problems,
         )
     return ingest_records(store, raws, skip_invalid=skip_invalid, report_path=report_path)
+
+
+def check_report_path(report_path: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse a reject report that would overwrite one of the ``inputs`` (however spelled)."""
+    report = Path(report_path)
+    for source in inputs:
+        source = Path(source)
+        same = report.resolve() == source.resolve()
+        if not same and report.exists() and source.exists():
+            same = os.path.samefile(report, source)  # hard links too
+        if same:
+            raise ConfigError(
+                f"the report {str(report)!r} is one of the input files; "
+                "choose another --report path"
+            )
 
 
 def _load(
@@ -273,7 +300,7 @@ def _load(
             validated.problems,
         )
     if validated.rejected:
-        report.report_path = Path(report_path or "rejected.jsonl")
+        report.report_path = Path(report_path or DEFAULT_REPORT)
         write_rejections(validated, report.report_path)
     report.records_loaded = len(validated.records) + validated.duplicates
     report.written = write_tables(store, graph_tables(validated.records))
@@ -283,7 +310,8 @@ def _load(
 def write_rejections(validated: Validated, path: Path) -> None:
     """Write each rejected record with its reasons as one JSON line."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
+    # backslashreplace: a lone surrogate in a rejected value stays a valid JSON escape.
+    with path.open("w", encoding="utf-8", errors="backslashreplace") as fh:
         for raw, problems in validated.rejected:
             fh.write(
                 json.dumps(

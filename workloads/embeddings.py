@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 import sqlite3
 import threading
@@ -56,6 +57,8 @@ _LOOKUP_CHUNK = 500  # keys per SQLite "IN (...)" lookup
 #: The text property embedded for each node label, in the order embed_graph visits them.
 EMBEDDED_PROPERTIES: dict[str, str] = {"Task": "description", "Query": "text", "LLM": "description"}
 
+log = logging.getLogger(__name__)
+
 _CACHE_DDL = """
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model_id TEXT NOT NULL,
@@ -65,6 +68,13 @@ CREATE TABLE IF NOT EXISTS embedding_cache (
     PRIMARY KEY (model_id, text_sha256)
 ) WITHOUT ROWID
 """
+
+
+def _memory_cache() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.execute(_CACHE_DDL)
+    conn.commit()
+    return conn
 
 
 def _looks_like_path(model: str) -> bool:
@@ -205,16 +215,41 @@ class Embedder:
     def _cache(self) -> sqlite3.Connection:
         if self._conn is None:
             if self.cache_path is None:
-                conn = sqlite3.connect(":memory:", check_same_thread=False)
+                self._conn = _memory_cache()
             else:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.cache_path, timeout=60, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    self._conn = self._file_cache(self.cache_path)
+                except (OSError, sqlite3.Error) as exc:
+                    self._no_file_cache(exc)
+        return self._conn  # type: ignore[return-value]
+
+    @staticmethod
+    def _file_cache(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_CACHE_DDL)
             conn.commit()
-            self._conn = conn
-        return self._conn
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _no_file_cache(self, exc: BaseException) -> None:
+        """Carry on with an in-memory cache after the cache file failed (e.g. read-only)."""
+        log.warning(
+            "cannot use the embedding cache %r (%s: %s); embeddings are not cached "
+            "on disk in this run",
+            str(self.cache_path),
+            type(exc).__name__,
+            exc,
+        )
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = _memory_cache()
+        self.cache_path = None
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         conn = self._cache()
@@ -233,17 +268,21 @@ class Embedder:
         return found
 
     def _store(self, keys: list[bytes], matrix: np.ndarray) -> None:
-        conn = self._cache()
         dim = matrix.shape[1]
-        with conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO embedding_cache (model_id, text_sha256, dim, vector) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (self.model_id, k, dim, row.tobytes())
-                    for k, row in zip(keys, matrix, strict=True)
-                ],
-            )
+        rows = [(self.model_id, k, dim, row.tobytes()) for k, row in zip(keys, matrix, strict=True)]
+        insert = (
+            "INSERT OR REPLACE INTO embedding_cache (model_id, text_sha256, dim, vector) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        try:
+            with self._cache() as conn:
+                conn.executemany(insert, rows)
+        except sqlite3.Error as exc:  # e.g. a cache file on a read-only file system
+            if self.cache_path is None:
+                raise
+            self._no_file_cache(exc)
+            with self._cache() as conn:
+                conn.executemany(insert, rows)
 
     # -- encoding --------------------------------------------------------------
     def embed(self, texts: Sequence[str], progress: bool = True) -> np.ndarray:

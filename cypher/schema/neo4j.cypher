@@ -6,4 +6,7 @@ CREATE CONSTRAINT task_id IF NOT EXISTS FOR (n:Task) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT query_id IF NOT EXISTS FOR (n:Query) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT llm_id IF NOT EXISTS FOR (n:LLM) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT router_model_version IF NOT EXISTS FOR (n:RouterModel) REQUIRE n.version IS UNIQUE;
+// The write lock every batch of an ingest takes first (graphdb/backends/neo4j.py):
+// unique, so that two writers creating it at once still share one node.
+CREATE CONSTRAINT ingest_lock_id IF NOT EXISTS FOR (n:IngestLock) REQUIRE n.id IS UNIQUE;
 CREATE INDEX routed_to_model_version IF NOT EXISTS FOR ()-[r:ROUTED_TO]-() ON (r.model_version);

@@ -2,15 +2,22 @@
 
 Parameterised Cypher only. Writes go in batches of ``UNWIND $rows AS row ...``
 inside managed transactions (``execute_write``), which the driver retries on
-transient failures (a failed batch is rolled back first). Nodes are MERGEd on
-their unique key; edges that the shared write path found missing are CREATEd
-(MERGE would scan every relationship of a busy endpoint), changed ones are
-MERGEd and updated. A re-run after a crash therefore converges. The lookup
-before the write assumes one writer per graph at a time, as an ingest job is.
+transient failures (a failed batch is rolled back first). A re-run after a
+crash therefore converges.
+
+Concurrent writers converge too. Every write batch first takes the graph's
+write lock (it sets a fresh token on the one ``IngestLock`` node, unique by a
+constraint), so batches of different writers run one after the other, and
+MERGEs nodes on their unique key and relationships on their endpoints and key
+properties: a writer whose lookup missed what another writer has just created
+finds it inside its own locked transaction instead of creating a second copy.
+Community edition has no relationship-key constraints; this lock is what keeps
+each relationship single.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +34,8 @@ from prcore.errors import StoreError
 __all__ = ["Neo4jStore"]
 
 BATCH_SIZE = 5_000
+# Taken at the start of every write batch: serialises concurrent writers.
+WRITE_LOCK = "MERGE (lock:IngestLock {id: 'ingest'}) SET lock.token = $token"
 
 
 class Neo4jStore(GraphStore):
@@ -204,13 +213,12 @@ class Neo4jStore(GraphStore):
         self._merge_nodes(nt, rows)
 
     def _create_edges(self, rt: RelType, rows: pa.Table) -> None:
-        # The caller established that these edges do not exist: CREATE skips MERGE's
-        # scan of the endpoints' existing relationships (quadratic for busy nodes).
-        # A batch that failed is rolled back, and a re-run finds the committed ones.
-        self._write_edges(rt, rows, create=True)
+        # The caller found these edges missing, but another writer may have created
+        # them since: MERGE under the write lock (see the module docs) re-checks.
+        self._merge_edges(rt, rows)
 
     def _update_edges(self, rt: RelType, rows: pa.Table) -> None:
-        self._write_edges(rt, rows, create=False)
+        self._merge_edges(rt, rows)
 
     def _merge_nodes(self, nt: NodeType, rows: pa.Table) -> None:
         props = rows.column_names[1:]
@@ -218,7 +226,7 @@ class Neo4jStore(GraphStore):
         query = f"UNWIND $rows AS row MERGE (n:{nt.label} {{{nt.key}: row.{nt.key}}})"
         self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
 
-    def _write_edges(self, rt: RelType, rows: pa.Table, *, create: bool) -> None:
+    def _merge_edges(self, rt: RelType, rows: pa.Table) -> None:
         src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
         values = [c for c in rows.column_names[2:] if c not in rt.key]
         keyed = ", ".join(f"{k}: row.{k}" for k in rt.key)
@@ -226,12 +234,9 @@ class Neo4jStore(GraphStore):
         query = (
             f"UNWIND $rows AS row "
             f"MATCH (s:{rt.src} {{{src_key}: row.src}}) MATCH (d:{rt.dst} {{{dst_key}: row.dst}}) "
-            + (f"CREATE {pattern}" if create else f"MERGE {pattern}")
+            f"MERGE {pattern}"
         )
-        if create:
-            sets = ", ".join(f"r.{p} = row.{p}" for p in values)
-        else:
-            sets = ", ".join(f"r.{p} = coalesce(row.{p}, r.{p})" for p in values)
+        sets = ", ".join(f"r.{p} = coalesce(row.{p}, r.{p})" for p in values)
         self._write_batched(query + (f" SET {sets}" if sets else ""), rows)
 
     # -- helpers ---------------------------------------------------------------
@@ -248,8 +253,14 @@ class Neo4jStore(GraphStore):
             disable=None if rows.num_rows > self.batch_size else True,
         ) as bar:
             for batch in self._batches(rows):
-                self._run_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+                self._run_write(lambda tx, b=batch: self._locked(tx, query, b))
                 bar.update(len(batch))
+
+    @staticmethod
+    def _locked(tx: neo4j.ManagedTransaction, query: str, rows: list[dict[str, Any]]) -> None:
+        """Take the graph's write lock, then run ``query`` over ``rows`` in ``tx``."""
+        tx.run(WRITE_LOCK, token=secrets.token_hex(8)).consume()
+        tx.run(query, rows=rows).consume()
 
     def _run_read(self, work: Any) -> Any:
         try:

@@ -21,7 +21,8 @@ def skip_invalid_options(fn):  # type: ignore[no-untyped-def]
         type=click.Path(dir_okay=False, path_type=Path),
         default=Path("rejected.jsonl"),
         show_default=True,
-        help="Where --skip-invalid writes rejected records with their reasons (JSONL).",
+        help="Where --skip-invalid writes rejected records with their reasons (JSONL); "
+        "never one of the input files.",
     )(fn)
     return click.option(
         "--skip-invalid",
@@ -56,10 +57,18 @@ def ingest_canonical(
     click.echo("\n".join(result.lines()))
 
 
-def _ingest_adapter(settings: Settings, make, skip_invalid: bool, report: Path) -> None:  # type: ignore[no-untyped-def]
-    """Run an adapter, print its cleaning summary, then load and print what was written."""
+def _ingest_adapter(  # type: ignore[no-untyped-def]
+    settings: Settings, make, skip_invalid: bool, report: Path, inputs: list[Path]
+) -> None:
+    """Run an adapter, print its cleaning summary, then load and print what was written.
+
+    ``inputs`` are the files the adapter reads: the report may not overwrite any.
+    """
+    from graphdb.ingest import check_report_path
     from workloads.adapters.base import load
 
+    if skip_invalid:
+        domain_errors(check_report_path, report, inputs)
     adapted = domain_errors(make)
     for line in adapted.summary:
         click.echo(line)
@@ -113,6 +122,7 @@ def ingest_routerbench(
         ),
         skip_invalid,
         report,
+        sorted(data_dir.iterdir()),
     )
 
 
@@ -140,6 +150,7 @@ def ingest_personalizedrouter(settings: Settings, data_dir: Path, llm_pool: str)
         lambda: load_personalizedrouter(data_dir, llm_pool=llm_pool),
         False,
         Path("rejected.jsonl"),
+        [],
     )
 
 
@@ -182,4 +193,5 @@ def ingest_preferences(
         lambda: load_preferences(judgements, questions=questions, task=task),
         skip_invalid,
         report,
+        [judgements, *([questions] if questions else [])],
     )
