@@ -383,7 +383,7 @@ def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
     data, idx = sub.data, ev["idx"]
     users, queries = data.dec_user[idx], data.dec_query[idx]
     expected = {
-        (data.user_ids[u], data.query_ids[q]): int((~np.isnan(data.performance[q])).sum())
+        (data.user_ids[u], data.query_ids[q]): int(data.candidates([q]).sum())
         for u, q in zip(users, queries, strict=True)
     }
     rows = store.read(

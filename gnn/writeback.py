@@ -25,7 +25,7 @@ def prediction_table(
     data: RoutingData, version: str, users: np.ndarray, queries: np.ndarray, scores: np.ndarray
 ) -> pa.Table:
     """ROUTED_TO rows: every available candidate of each (user, query), ranked by score."""
-    available = ~np.isnan(data.performance[queries])
+    available = data.candidates(queries)
     masked = np.where(available, scores, -np.inf)
     order = np.argsort(-masked, axis=1, kind="stable")
     rank = np.empty_like(order)
