@@ -70,11 +70,17 @@ def write_evaluation(
                 "dst": data.user_ids[u],
                 "setting": setting,
                 "shots": shots,
-                "reward": None if np.isnan(m.reward) else m.reward,
-                "performance": m.performance,
-                "cost": m.cost,
+                "reward": _finite(m.reward),
+                "performance": _finite(m.performance),  # NaN on votes-only queries
+                "cost": _finite(m.cost),
                 "accuracy": m.accuracy,
                 "n": m.n,
             }
         )
+    if not rows:  # no decisions to evaluate (a preference-only graph)
+        return WriteStats()
     return store.write_edges("EVALUATED", rows)
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else value

@@ -27,8 +27,9 @@ class PairMetrics:
     n: int
     ties: int
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, float | None]:
+        """The fields, NaN as None (JSON has no NaN)."""
+        return {k: None if v != v else v for k, v in asdict(self).items()}
 
 
 def pair_metrics(margin: np.ndarray, prob: np.ndarray | None, ties: int) -> PairMetrics:
