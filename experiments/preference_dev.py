@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from gnn.data import load_routing_data
@@ -50,6 +51,20 @@ def _subset(outcomes: Outcomes, n: int) -> Outcomes:
     )
 
 
+def _embedded(queries: pa.Table, keep: set[str], cache: Path | None) -> pa.Table:
+    """The ``keep`` queries, embedded (with ``Embedder``) where they are not yet."""
+    queries = queries.filter(pa.array([q in keep for q in queries.column("id").to_pylist()]))
+    if queries.column("embedding").null_count == 0:
+        return queries
+    from graphdb.tables import embedding_array
+    from workloads.embeddings import Embedder
+
+    with Embedder(cache_path=cache) as embedder:
+        matrix = embedder.embed(queries.column("text").to_pylist())
+    index = queries.schema.get_field_index("embedding")
+    return queries.set_column(index, "embedding", embedding_array(matrix))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True, help="store URL of an embedded RouterBench")
@@ -58,6 +73,12 @@ def main() -> None:
     parser.add_argument("--routers", default=",".join(DEFAULT_ROUTERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--queries", type=int, default=600, help="random RouterBench subset")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="embedding cache, to embed the subset's queries when "
+        "the source graph has no query embeddings",
+    )
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--queries-per-user", type=int, default=150)
     parser.add_argument("--pairs", type=int, default=2)
@@ -68,6 +89,12 @@ def main() -> None:
     with open_store(args.source, read_only=True) as source:
         outcomes = _subset(load_outcomes(source), args.queries)
         base = preference_only_tables(source)
+    keep = set(outcomes.query_ids)
+    base["Query"] = _embedded(base["Query"], keep, args.cache)
+    of_task = base["OF_TASK"]
+    base["OF_TASK"] = of_task.filter(
+        pa.array([q in keep for q in of_task.column("src").to_pylist()])
+    )
     results = {}
     for name in args.scenarios.split(","):
         votes = simulate_task_preferences(
