@@ -148,9 +148,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     chose = store.export_edges("CHOSE", ["query_id", "reward"])
     # A query is routing data when it has outcomes or users' decisions / judgements on it
     # (preference-only graphs have no ANSWERED_BY at all; their outcomes stay NaN).
-    informed = set(outcomes.column("src").to_pylist()) | set(
-        chose.column("query_id").to_pylist()
-    )
+    informed = set(outcomes.column("src").to_pylist()) | set(chose.column("query_id").to_pylist())
     informed |= set(store.export_edges("PREFERRED", ["query_id"]).column("query_id").to_pylist())
     keep = [
         i
