@@ -218,10 +218,21 @@ def record_model(store: GraphStore, ref: ModelRef) -> WriteStats:
                 "version": ckpt["version"],
                 "created_at": ckpt["created_at"],
                 "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(ckpt["metrics"], sort_keys=True, default=str),
+                "metrics": json.dumps(_no_nan(ckpt["metrics"]), sort_keys=True, default=str),
             }
         ],
     )
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with NaN floats as None (no decisions to score, e.g. votes only)."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:

@@ -75,6 +75,8 @@ def test_cli_evaluates_trains_and_routes_a_preference_only_graph(tmp_path):
     )
     assert trained.exit_code == 0, trained.output
     with open_store(url) as store:
+        metrics = store.export_nodes("RouterModel").column("metrics").to_pylist()[0]
+        assert "NaN" not in metrics and json.loads(metrics)["test"]["n"] == 0
         service = RoutingService(store, _Embedder(), model_dir=model_dir)
         known = service.route("judge0", "a math question", "math")
         new = service.route("somebody-new", "a writing question", "writing")
