@@ -81,3 +81,4 @@ def test_cli_evaluates_trains_and_routes_a_preference_only_graph(tmp_path):
         known = service.route("judge0", "a math question", "math")
         new = service.route("somebody-new", "a writing question", "writing")
     assert known.ranking[0].llm_id == "strong" and new.ranking[0].llm_id == "strong"
+    assert known.ranking[0].cost is None  # no outcome costs to learn USD from: unknown
