@@ -68,6 +68,7 @@ class RoutingData:
     pref_win: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pref_lose: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tie_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # ties
+    tie_user: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # their users
     meta: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +82,12 @@ class RoutingData:
     @property
     def num_llms(self) -> int:
         return len(self.llm_ids)
+
+    def candidates(self, queries: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(Q, L) the LLMs a router may pick for each query: those with an outcome, or
+        every LLM where the query has none (votes-only queries)."""
+        known = ~np.isnan(self.performance[queries])
+        return known | ~known.any(axis=1, keepdims=True)
 
     def cost_range(self, reference: np.ndarray | None = None) -> np.ndarray:
         """(T, 2) each task's min and max cost over ``reference`` queries (default: all)."""
@@ -114,7 +121,7 @@ def _preferences(
     store: GraphStore, users: dict[str, int], queries: dict[str, int], llms: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct non-tie judgements (user, query, winner, loser) of the loaded queries,
-    and the queries of the tie judgements."""
+    and the (user, query) of the tie judgements."""
     table = store.export_edges("PREFERRED", ["query_id", "over", "tie"]).to_pydict()
     pairs, ties = set(), []
     for u, w, q, lose, tie in zip(
@@ -123,11 +130,11 @@ def _preferences(
         if q not in queries or w not in llms or lose not in llms or w == lose:
             continue
         if tie:
-            ties.append(queries[q])
+            ties.append((users[u], queries[q]))
         else:
             pairs.add((users[u], queries[q], llms[w], llms[lose]))
     ordered = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 4)
-    return ordered, np.array(ties, dtype=np.int64)
+    return ordered, np.array(ties, dtype=np.int64).reshape(-1, 2)
 
 
 def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) -> RoutingData:
@@ -138,18 +145,22 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         zip(of_task.column("src").to_pylist(), of_task.column("dst").to_pylist(), strict=True)
     )
     outcomes = store.export_edges("ANSWERED_BY", ["performance", "cost"])
-    answered = set(outcomes.column("src").to_pylist())
+    chose = store.export_edges("CHOSE", ["query_id", "reward"])
+    # A query is routing data when it has outcomes or users' decisions / judgements on it
+    # (preference-only graphs have no ANSWERED_BY at all; their outcomes stay NaN).
+    informed = set(outcomes.column("src").to_pylist()) | set(chose.column("query_id").to_pylist())
+    informed |= set(store.export_edges("PREFERRED", ["query_id"]).column("query_id").to_pylist())
     keep = [
         i
         for i, q in enumerate(q_table.column("id").to_pylist())
-        if q in answered and q in task_of and (tasks is None or task_of[q] in tasks)
+        if q in informed and q in task_of and (tasks is None or task_of[q] in tasks)
     ]
     q_table = q_table.take(pa.array(keep, type=pa.int64()))  # typed: keep may be empty
     query_ids = q_table.column("id").to_pylist()
     if not query_ids:
         raise ProuterError(
-            "no query with outcomes (ANSWERED_BY) in the graph"
-            + (f" for tasks {list(tasks)}" if tasks else "")
+            "no query with outcomes (ANSWERED_BY), decisions (CHOSE) or judgements "
+            "(PREFERRED) in the graph" + (f" for tasks {list(tasks)}" if tasks else "")
         )
     query_emb = _embeddings(q_table, len(query_ids))
     if query_emb is None:
@@ -167,7 +178,6 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     u_table = store.export_nodes("User", ["alpha"])
     user_ids = u_table.column("id").to_pylist()
     u_index = _index(user_ids)
-    chose = store.export_edges("CHOSE", ["query_id", "reward"])
     logged = chose.column("reward").to_numpy(zero_copy_only=False).astype(float)
     dec, dec_reward = [], []
     for u, m, q, r in zip(
@@ -185,7 +195,7 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
     _, first = np.unique(dec_arr[:, :2], axis=0, return_index=True)
     first = np.sort(first)
     dec_arr = dec_arr[first]
-    pairs, tie_query = _preferences(store, u_index, q_index, l_index)
+    pairs, tied = _preferences(store, u_index, q_index, l_index)
     return RoutingData(
         query_ids=query_ids,
         query_task=np.array([t_index[task_of[q]] for q in query_ids], dtype=np.int64),
@@ -213,7 +223,8 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         pref_query=pairs[:, 1],
         pref_win=pairs[:, 2],
         pref_lose=pairs[:, 3],
-        tie_query=tie_query,
+        tie_query=tied[:, 1],
+        tie_user=tied[:, 0],
         meta={"duplicate_decisions_dropped": len(dec) - len(dec_arr)},
     )
 

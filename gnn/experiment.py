@@ -22,6 +22,7 @@ __all__ = ["Comparison", "compare_routers", "router_registry"]
 
 def router_registry() -> dict[str, type[Router]]:
     """Every router by name: the GNNs and the baselines."""
+    from gnn.preference import PREFERENCE_ROUTERS
     from gnn.routers.baselines import BASELINES
     from gnn.train import GNNRouter, NonPersonalizedGNNRouter
 
@@ -29,6 +30,7 @@ def router_registry() -> dict[str, type[Router]]:
         GNNRouter.name: GNNRouter,
         NonPersonalizedGNNRouter.name: NonPersonalizedGNNRouter,
         **BASELINES,
+        **PREFERENCE_ROUTERS,
     }
 
 

@@ -191,7 +191,8 @@ class PersonalizedRouterGNN(nn.Module):
         reward = reward[:, None]
         scale = perf + cost
         defined = ~reward.isnan() & (scale > 0.1)
-        a = ((reward + cost) / scale.clamp(min=0.1)).clamp(0.02, 0.98)
+        # NaN rewards zeroed first: torch.where would pass NaN gradients to predicted outcomes.
+        a = ((reward.nan_to_num(0.0) + cost) / scale.clamp(min=0.1)).clamp(0.02, 0.98)
         return torch.where(defined, torch.logit(a), 0.0), defined.to(perf.dtype)
 
     def user_states(self, messages: Tensor, user: Tensor, num_users: int) -> tuple[Tensor, Tensor]:

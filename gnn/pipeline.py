@@ -220,10 +220,21 @@ def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] 
                 "version": ckpt["version"],
                 "created_at": ckpt["created_at"],
                 "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(metrics, sort_keys=True, default=str),
+                "metrics": json.dumps(_no_nan(metrics), sort_keys=True, default=str),
             }
         ],
     )
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with NaN floats as None (no decisions to score, e.g. votes only)."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
@@ -392,7 +403,7 @@ def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
     data, idx = sub.data, ev["idx"]
     users, queries = data.dec_user[idx], data.dec_query[idx]
     expected = {
-        (data.user_ids[u], data.query_ids[q]): int((~np.isnan(data.performance[q])).sum())
+        (data.user_ids[u], data.query_ids[q]): int(data.candidates([q]).sum())
         for u, q in zip(users, queries, strict=True)
     }
     rows = store.read(

@@ -22,6 +22,7 @@ later changes. :meth:`RoutingService.route_many` is thread-safe.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -73,7 +74,7 @@ class RankedLLM:
     llm_id: str
     utility: float  # the user's expected utility, higher is better
     performance: float  # predicted probability of success / score
-    cost: float  # predicted cost in USD
+    cost: float | None  # predicted cost in USD; None without outcome costs (votes only)
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,12 @@ class RoutingService:
         )
         return task, note
 
+    @functools.cached_property
+    def _priced_tasks(self) -> set[str]:
+        """Tasks with at least one outcome cost in the graph (read at start-up)."""
+        known = ~np.isnan(self.data.cost).all(axis=1)
+        return {self.data.task_ids[t] for t in np.unique(self.data.query_task[known])}
+
     def _result(
         self,
         req: RouteRequest,
@@ -374,13 +381,16 @@ class RoutingService:
         i: int,
     ) -> RouteResult:
         order = np.argsort(-pred.utility[i], kind="stable")
+        # Votes-only tasks have no outcome cost to learn USD from: the cost is unknown.
+        priced = self._priced_tasks
+
         ranking = [
             RankedLLM(
                 rank=r + 1,
                 llm_id=self.router.llm_ids[m],
                 utility=float(pred.utility[i, m]),
                 performance=float(pred.performance[i, m]),
-                cost=float(pred.cost[i, m]),
+                cost=_finite(pred.cost[i, m]) if task in priced else None,
             )
             for r, m in enumerate(order)
         ]

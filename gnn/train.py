@@ -154,7 +154,7 @@ class GNNRouter(Router):
         self._q_task = torch.from_numpy(task).to(dev)
         self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
         self._neigh = self._all_neighbours()
-        self._available = torch.from_numpy(~np.isnan(data.performance)).to(dev)
+        self._available = torch.from_numpy(data.candidates()).to(dev)
         self._num_users = len(data.user_ids)
         seen = ~split.test if seen is None else seen
         self._seen_perf, self._seen_cost = self._observed(data, seen, cost_norm)
@@ -248,16 +248,21 @@ class GNNRouter(Router):
             self.model.train()
             neigh = self._few_shot_neighbours(rng) if rng.random() < cfg.new_llm_rate else None
             h_q, h_l, perf, cost = self._encode(neigh)
-            aux = F.binary_cross_entropy_with_logits(perf[oq, ol], o_perf) + F.mse_loss(
-                cost[oq, ol], o_cost
+            aux = (
+                F.binary_cross_entropy_with_logits(perf[oq, ol], o_perf)
+                + F.mse_loss(cost[oq, ol], o_cost)
+                if len(o_q)
+                else perf.sum() * 0.0  # preference-only graph: no outcome to fit
             )
-            msgs = self.model.decision_messages(
-                h_q, h_l, self._seen_perf, self._seen_cost, cand, dq, dl, dr
-            )
+            seen_p, seen_c = self._filled(perf, cost)
+            msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, cand, dq, dl, dr)
             total, count = self.model.user_states(msgs, du, self._num_users)
             others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
             h_u = (total[du] - msgs) / others  # leave the target's own decision out
-            loss = self._decision_loss(h_u, dq, dl, dr, cand, tied) + cfg.aux_weight * aux
+            loss = (
+                self._decision_loss(h_u, dq, dl, dr, cand, tied, seen_p, seen_c)
+                + cfg.aux_weight * aux
+            )
             check_finite_loss(loss, epoch)
             optim.zero_grad()
             loss.backward()
@@ -287,10 +292,10 @@ class GNNRouter(Router):
         self.best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
         log.info("%s: best validation loss %.4f", self.name, -best_key[0])
 
-    def _decision_loss(self, h_u, queries, llms, rewards, cand, tied) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def _decision_loss(self, h_u, queries, llms, rewards, cand, tied, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """Choice likelihood plus the logged rewards' squared error, both given the
-        outcomes the users saw."""
-        utility = self.model.utility(h_u, self._seen_perf[queries], self._seen_cost[queries])
+        outcomes the users saw (``perf``, ``cost``: see :meth:`_filled`)."""
+        utility = self.model.utility(h_u, perf[queries], cost[queries])
         scores = (self.model.temperature * utility).masked_fill(~cand, -1e9)
         loss = _choice_nll(scores, tied)
         logged = ~rewards.isnan()
@@ -333,9 +338,8 @@ class GNNRouter(Router):
 
     def _user_state(self, h_q, h_l):  # type: ignore[no-untyped-def]
         du, dq, dl, dr = self._dec
-        msgs = self.model.decision_messages(
-            h_q, h_l, self._seen_perf, self._seen_cost, self._cand, dq, dl, dr
-        )
+        seen_p, seen_c = self._filled(*self.model.outcomes(h_q, h_l, self._neigh))
+        msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, self._cand, dq, dl, dr)
         total, count = self.model.user_states(msgs, du, self._num_users)
         return total / (count + self.train_config.prior_decisions).clamp(min=1)
 
@@ -357,7 +361,8 @@ class GNNRouter(Router):
         p, c = perf[queries], cost[queries]
         chosen_p = p.gather(1, llms[:, None])
         chosen_c = c.gather(1, llms[:, None])
-        tied = (p == chosen_p) & (c >= chosen_c) & cand
+        known = self._known[queries]
+        tied = (p == chosen_p) & (c >= chosen_c) & cand & known & known.gather(1, llms[:, None])
         return tied.scatter(1, llms[:, None], True)
 
     def _observed(
@@ -365,11 +370,20 @@ class GNNRouter(Router):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Observed performance and normalised cost of the queries in ``mask`` (else 0)."""
         seen = mask[:, None] & ~np.isnan(data.performance)
+        self._known = torch.from_numpy(seen).to(self.device)
         perf = np.where(seen, data.performance, 0.0)
         cost = np.where(seen, cost_norm, 0.0)
         return (
             torch.tensor(perf, dtype=torch.float32, device=self.device),
             torch.tensor(cost, dtype=torch.float32, device=self.device),
+        )
+
+    def _filled(self, perf: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The outcomes users saw, and where none was logged (votes without outcomes:
+        preference-only graphs) the predicted ones, so votes there train the heads."""
+        return (
+            torch.where(self._known, self._seen_perf, torch.sigmoid(perf)),
+            torch.where(self._known, self._seen_cost, cost),
         )
 
     @torch.no_grad()
@@ -389,7 +403,7 @@ class GNNRouter(Router):
         h_u = self._user_state(h_q, h_l)
         routed = self._route_utility(h_u[v_u], perf[v_q], cost[v_q]).masked_fill(~v_c, -1e9)
         tied = self._tied_with_choice(v_q, v_l, v_c, self._seen_perf, self._seen_cost)
-        loss = self._decision_loss(h_u[v_u], v_q, v_l, v_r, v_c, tied)
+        loss = self._decision_loss(h_u[v_u], v_q, v_l, v_r, v_c, tied, *self._filled(perf, cost))
         return float((routed.argmax(1) == v_l).float().mean()), float(loss)
 
     @torch.no_grad()
@@ -412,9 +426,11 @@ class GNNRouter(Router):
         queries: np.ndarray,
         llms: np.ndarray,
         rewards: np.ndarray | None = None,
+        candidates: np.ndarray | None = None,
     ) -> None:
         """Add decisions (and the rewards logged for them; NaN or None: none) to the
-        users' states without retraining (new-user onboarding).
+        users' states without retraining (new-user onboarding). ``candidates`` (E, L)
+        are the LLMs each was made among (default: all available; two for a vote).
 
         The decisions' queries must be ones whose outcomes the router may see
         (not test queries)."""
@@ -429,7 +445,12 @@ class GNNRouter(Router):
             torch.cat([dl, torch.as_tensor(llms, device=dev)]),
             torch.cat([dr, torch.as_tensor(rewards, dtype=torch.float32, device=dev)]),
         ]
-        self._cand = torch.cat([self._cand, self._available[queries]])
+        shown = (
+            self._available[queries]
+            if candidates is None
+            else torch.as_tensor(candidates, dtype=torch.bool, device=dev)
+        )
+        self._cand = torch.cat([self._cand, shown])
         self._states = None
 
     @contextmanager
@@ -439,10 +460,11 @@ class GNNRouter(Router):
         queries: np.ndarray,
         llms: np.ndarray,
         rewards: np.ndarray | None = None,
+        candidates: np.ndarray | None = None,
     ) -> Iterator[None]:
         """:meth:`onboard` these decisions for the duration of a ``with`` block."""
         saved = self._dec, self._cand
-        self.onboard(users, queries, llms, rewards)
+        self.onboard(users, queries, llms, rewards, candidates)
         try:
             yield
         finally:
@@ -457,7 +479,7 @@ class GNNRouter(Router):
             data.cost[queries][:, [llm]], self._q_task.cpu().numpy()[queries], self._task_cost_range
         )[:, 0]
         self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=self.device)
-        self._available = torch.from_numpy(~np.isnan(data.performance)).to(self.device)
+        self._available = torch.from_numpy(data.candidates()).to(self.device)
         self._neigh = self._all_neighbours()
         self._states = None
 

@@ -25,7 +25,7 @@ def prediction_table(
     data: RoutingData, version: str, users: np.ndarray, queries: np.ndarray, scores: np.ndarray
 ) -> pa.Table:
     """ROUTED_TO rows: every available candidate of each (user, query), ranked by score."""
-    available = ~np.isnan(data.performance[queries])
+    available = data.candidates(queries)
     masked = np.where(available, scores, -np.inf)
     order = np.argsort(-masked, axis=1, kind="stable")
     rank = np.empty_like(order)
@@ -70,11 +70,17 @@ def write_evaluation(
                 "dst": data.user_ids[u],
                 "setting": setting,
                 "shots": shots,
-                "reward": None if np.isnan(m.reward) else m.reward,
-                "performance": m.performance,
-                "cost": m.cost,
+                "reward": _finite(m.reward),
+                "performance": _finite(m.performance),  # NaN on votes-only queries
+                "cost": _finite(m.cost),
                 "accuracy": m.accuracy,
                 "n": m.n,
             }
         )
+    if not rows:  # no decisions to evaluate (a preference-only graph)
+        return WriteStats()
     return store.write_edges("EVALUATED", rows)
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else value

@@ -87,7 +87,7 @@ class Router(abc.ABC):
         if self._cost_rank is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted before routing")
         scores = np.asarray(self.score(data, users, queries), dtype=float)
-        available = ~np.isnan(data.performance[queries])
+        available = data.candidates(queries)
         scores = np.where(available & ~np.isnan(scores), scores, -np.inf)
         best = scores.max(axis=1, keepdims=True)
         # Among the best scores, the LLM that was cheapest on training queries.

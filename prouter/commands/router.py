@@ -95,7 +95,7 @@ def train(
         echo_written(result.written)
 
 
-SETTINGS = ("general", "new_user", "new_llm")
+SETTINGS = ("general", "new_user", "new_llm", "pairwise")
 
 
 @click.command()
@@ -111,11 +111,13 @@ SETTINGS = ("general", "new_user", "new_llm")
 @click.option(
     "--settings",
     "settings_",
-    default="general",
+    default="auto",
     show_default=True,
     help="Comma-separated: general (the comparison table), new_user (held-out users "
-    "onboarded with k decisions), new_llm (a held-out LLM added with k outcomes). "
-    "The few-shot settings need the gnn router.",
+    "onboarded with k decisions), new_llm (a held-out LLM added with k outcomes), "
+    "pairwise (votes: accuracy, log-loss, Brier by query and by user, and held-out users "
+    "onboarded with k votes). auto: general where there are choices, pairwise where "
+    "there are votes. The few-shot settings need the gnn router.",
 )
 @click.option(
     "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
@@ -157,19 +159,20 @@ def evaluate(
     \b
         prouter evaluate --routers gnn,mlp,knn,best_single_user --seeds 0,1,2
         prouter evaluate --routers gnn --settings new_user,new_llm --shots 0,1,3,5,10
+        prouter evaluate --settings pairwise --routers gnn,gnn_nonpersonal,bt,bt_user
     """
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
     from gnn.fewshot import run_setting
 
-    wanted = [s.replace("-", "_") for s in comma_list(settings_) or ["general"]]
-    bad = [s for s in wanted if s not in SETTINGS]
+    wanted = [s.replace("-", "_") for s in comma_list(settings_) or ["auto"]]
+    bad = [s for s in wanted if s not in (*SETTINGS, "auto")]
     if bad:
         raise click.BadParameter(
             f"{bad}; valid settings: {', '.join(SETTINGS)}", param_hint="--settings"
         )
     names = list(router_registry()) if routers == "all" else comma_list(routers) or []
-    if set(wanted) - {"general"} and "gnn" not in names:
+    if set(wanted) - {"general", "pairwise", "auto"} and "gnn" not in names:
         raise click.BadParameter(
             "the few-shot settings need the gnn router", param_hint="--routers"
         )
@@ -177,6 +180,17 @@ def evaluate(
     shot_list = [int(k) for k in shots.split(",")]
     with settings.open(read_only=True) as store:
         data = domain_errors(load_routing_data, store, tasks=comma_list(tasks))
+    if "auto" in wanted:
+        wanted = [s for s in wanted if s != "auto"]
+        wanted += ["general"] * bool(len(data.dec_user))
+        wanted += ["pairwise"] * bool(len(data.pref_user) + len(data.tie_query))
+    pairwise = None
+    if "pairwise" in wanted:
+        pairwise = _pairwise(data, routers, names, seed_list, shot_list, held_out_users, epochs)
+        wanted.remove("pairwise")
+        if not wanted:
+            _print_results(data, seed_list, None, {}, as_json, pairwise)
+            return
     fewshot: dict[str, list] = {s: [] for s in wanted if s != "general"}
 
     def progress(name: str, seed: int, metrics) -> None:  # type: ignore[no-untyped-def]
@@ -211,10 +225,53 @@ def evaluate(
         on_fitted=few_shot if fewshot else None,
         configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
     )
-    _print_results(data, seed_list, comparison if "general" in wanted else None, fewshot, as_json)
+    _print_results(
+        data, seed_list, comparison if "general" in wanted else None, fewshot, as_json, pairwise
+    )
 
 
-def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _pairwise(data, routers, names, seeds, shots, held_out, epochs):  # type: ignore[no-untyped-def]
+    """The pairwise-preference protocol (gnn.preference.protocol), with progress lines."""
+    from gnn.preference.protocol import DEFAULT_ROUTERS, compare_on_preferences
+
+    def progress(name: str, seed: int, metrics) -> None:  # type: ignore[no-untyped-def]
+        click.echo(
+            f"  seed {seed} {name:<22} held-out votes: accuracy {metrics.accuracy:.4f} "
+            f"({metrics.n} votes, {metrics.ties} ties)",
+            err=True,
+        )
+
+    chosen = list(DEFAULT_ROUTERS) if routers == "all" else names
+    gnn_config = {"epochs": epochs, "progress": True}
+    return domain_errors(
+        compare_on_preferences,
+        data,
+        chosen,
+        seeds,
+        shots=shots,
+        held_out=held_out,
+        configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
+        on_result=progress,
+    )
+
+
+def _cost_note(data) -> str | None:  # type: ignore[no-untyped-def]
+    """Where the graph has votes but no outcomes: what the costs are (not) based on."""
+    import numpy as np
+
+    no_outcome = ~(~np.isnan(data.performance)).any(axis=1)
+    if not no_outcome.any():
+        return None
+    priced = [m for m, p in zip(data.llm_ids, data.llm_price, strict=True) if not np.isnan(p).all()]
+    return (
+        f"note: {int(no_outcome.sum())} of {len(data.query_ids)} queries have votes but no "
+        "outcomes (ANSWERED_BY): their quality is learned from the votes alone and cost is "
+        "left out of the pairwise scores"
+        + (f" (LLM prices known for {', '.join(priced)})" if priced else " (no LLM prices known)")
+    )
+
+
+def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=None) -> None:  # type: ignore[no-untyped-def]
     from gnn.fewshot import summarise, table
 
     if as_json:
@@ -225,8 +282,13 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # 
                 "llms": data.num_llms,
                 "users": len(data.user_ids),
                 "decisions": len(data.dec_user),
+                "votes": len(data.pref_user),
+                "ties": len(data.tie_query),
             },
         }
+        if pairwise is not None:
+            out["pairwise"] = pairwise.as_dict()
+            out["note"] = _cost_note(data)
         if comparison is not None:
             out["routers"] = comparison.summary()
             out["per_user"] = comparison.user_summary()
@@ -243,6 +305,11 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # 
     )
     if comparison is not None:
         click.echo(comparison.table())
+    if pairwise is not None:
+        note = _cost_note(data)
+        if note:
+            click.echo(note)
+        click.echo(pairwise.table())
     for results in fewshot.values():
         click.echo("")
         click.echo(table(results))

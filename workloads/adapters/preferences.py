@@ -3,7 +3,11 @@
 A judgement file (JSONL, JSON list or CSV) has one vote per row:
 ``question_id``, ``judge`` (the user), ``model_a``, ``model_b`` and ``winner``
 in ``model_a`` / ``model_b`` / ``tie`` (Arena's ``tie (bothbad)`` is a tie too),
-and optionally ``turn`` (MT-Bench: 1 or 2) and ``tstamp`` (Unix seconds).
+and optionally ``turn`` (MT-Bench: 1 or 2; Arena: the number of user turns)
+and ``tstamp`` (Unix seconds, kept as the edge's ``ts``). Chatbot Arena battle
+records (``model_a``, ``model_b``, ``winner`` incl. ``tie (bothbad)``,
+``judge``, ``conversation_a/b``, ``turn``, ``language``, ``tstamp``) are read
+the same way (``language`` and ``conversation_b`` are not stored).
 Question texts come from a questions file (MT-Bench ``question.jsonl``:
 ``question_id``, ``category``, ``turns``), or from the vote itself (Arena's
 ``conversation_a``: the user messages).
@@ -13,7 +17,8 @@ record (``model_a`` tied with ``model_b``) from the judge, on the query
 ``<question_id>`` (turn 1) or ``<question_id>:turn<k>``, in the task named by
 the question's category (default ``preferences``). A vote with an unknown
 winner value or a question without any text is reported with its line and
-left to the canonical validation to reject.
+left to the canonical validation to reject (with the file, line and field);
+a ``turn`` that is not a positive integer rejects the file, naming its lines.
 """
 
 from __future__ import annotations
@@ -92,9 +97,13 @@ def load_preferences(
     result = AdapterResult(source=str(judgements))
     votes = ties = 0
     unknown_winner: list[str] = []
+    bad_turn: list[str] = []
     for where, row in _rows(judgements):
         qid = str(row.get("question_id", "")).strip()
-        turn = int(row.get("turn") or 1)
+        turn = _turn(row.get("turn"))
+        if turn is None:
+            bad_turn.append(f"{where}, field 'turn': {row.get('turn')!r} is not a positive integer")
+            turn = 1
         question = texts.get(qid, {})
         turns = question.get("turns") or _user_turns(row.get("conversation_a"))
         text = "\n\n".join(turns[:turn]) if len(turns) >= turn else None
@@ -123,7 +132,20 @@ def load_preferences(
             f"{len(unknown_winner)} votes with a winner that is not model_a / model_b / tie "
             f"(rejected by validation), e.g. {unknown_winner[:3]}"
         )
+    if bad_turn:
+        raise ValidationError(f"{judgements}: " + "; ".join(bad_turn) + " (nothing written)")
     return result
+
+
+def _turn(value: Any) -> int | None:
+    """The vote's turn (1 when absent), or None when it is not a positive integer."""
+    if value in (None, ""):
+        return 1
+    try:
+        turn = int(value)
+    except (TypeError, ValueError):
+        return None
+    return turn if turn >= 1 and turn == float(value) else None
 
 
 def _timestamp(value: Any) -> str | None:

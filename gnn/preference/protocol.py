@@ -1,0 +1,208 @@
+"""The evaluation protocol of preference data: by query, by user, and the new-user curve.
+
+Per seed: one split by query (``split_queries``) and a held-out third of the
+users (``split_users``), redrawn per seed. Every router is fitted once, on the
+training queries' votes (and choices) of the other users, selected on
+validation queries, and scored on the test queries' votes:
+
+* **by query**: the known users' votes on test queries;
+* **by user**: the held-out users' votes on test queries, first with nothing
+  known about them (k = 0), then after onboarding k of their votes on
+  non-test queries (the same nested draw for every router), without retraining.
+
+Ties are never scored; they are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gnn.data import RoutingData, split_queries
+from gnn.preference.base import PreferenceRouter, Votes, votes_of
+from gnn.preference.metrics import PairMetrics, score_votes
+from gnn.routers.base import Router
+
+__all__ = [
+    "DEFAULT_ROUTERS",
+    "PreferenceComparison",
+    "compare_on_preferences",
+    "onboarded",
+    "split_users",
+    "without_users",
+]
+
+DEFAULT_ROUTERS = ("gnn", "gnn_nonpersonal", "bt", "bt_task", "bt_user", "mf_votes")
+METRICS = ("accuracy", "log_loss", "brier")
+
+
+def split_users(data: RoutingData, *, seed: int, fraction: float = 1 / 3) -> np.ndarray:
+    """(U,) mask of the held-out users: ``fraction`` of the users with votes (at least one,
+    and never all), drawn with ``seed``."""
+    voters = np.unique(np.concatenate([data.pref_user, data.dec_user]))
+    held = np.zeros(len(data.user_ids), dtype=bool)
+    if len(voters) < 2:
+        return held
+    n = min(max(1, round(fraction * len(voters))), len(voters) - 1)
+    held[np.random.default_rng(seed + 7919).choice(voters, n, replace=False)] = True
+    return held
+
+
+def without_users(data: RoutingData, held: np.ndarray) -> RoutingData:
+    """A copy without the votes, ties and choices of the ``held`` users."""
+    keep = ~held[data.pref_user]
+    tie_keep = ~held[data.tie_user] if len(data.tie_user) else np.ones(0, dtype=bool)
+    return replace(
+        data.with_decisions(~held[data.dec_user]),
+        pref_user=data.pref_user[keep],
+        pref_query=data.pref_query[keep],
+        pref_win=data.pref_win[keep],
+        pref_lose=data.pref_lose[keep],
+        tie_query=data.tie_query[tie_keep] if len(data.tie_user) else data.tie_query,
+        tie_user=data.tie_user[tie_keep],
+    )
+
+
+@contextmanager
+def onboarded(router: Router, data: RoutingData, votes: Votes) -> Iterator[None]:
+    """``router`` with these votes added to its users' states (no retraining)."""
+    from gnn.train import GNNRouter
+
+    if len(votes) == 0:
+        context = nullcontext()
+    elif isinstance(router, PreferenceRouter):
+        context = router.onboarded_pairs(data, votes)
+    elif isinstance(router, GNNRouter):
+        candidates = np.zeros((len(votes), data.num_llms), dtype=bool)
+        candidates[np.arange(len(votes)), votes.win] = True
+        candidates[np.arange(len(votes)), votes.lose] = True
+        context = router.onboarded(votes.user, votes.query, votes.win, candidates=candidates)
+    else:
+        context = nullcontext()
+    with context:
+        yield
+
+
+def _ties(data: RoutingData, queries: np.ndarray, users: np.ndarray | None) -> int:
+    mask = queries[data.tie_query]
+    if users is not None and len(data.tie_user):
+        mask &= users[data.tie_user]
+    return int(mask.sum())
+
+
+def _first_votes(votes: Votes, k: int, seed: int) -> Votes:
+    """Each user's first ``k`` votes in a seeded order (nested in k)."""
+    order = np.random.default_rng(seed + 104729).permutation(len(votes))
+    shuffled = votes.take(order)
+    rank = np.zeros(len(votes), dtype=np.int64)
+    for u in np.unique(shuffled.user):
+        mine = np.flatnonzero(shuffled.user == u)
+        rank[mine] = np.arange(len(mine))
+    return shuffled.take(np.flatnonzero(rank < k))
+
+
+@dataclass
+class PreferenceComparison:
+    """Per router: the by-query metrics per seed, and the by-user metrics per k and seed."""
+
+    seeds: list[int]
+    shots: list[int]
+    by_query: dict[str, list[PairMetrics]] = field(default_factory=dict)
+    by_user: dict[str, dict[int, list[PairMetrics]]] = field(default_factory=dict)
+
+    @staticmethod
+    def _mean_std(runs: list[PairMetrics], metric: str) -> tuple[float, float]:
+        values = np.array([getattr(m, metric) for m in runs], dtype=float)
+        if np.isnan(values).all():
+            return float("nan"), float("nan")
+        return float(np.nanmean(values)), float(np.nanstd(values))
+
+    def table(self) -> str:
+        """The by-query table (sorted by accuracy) and the new-user accuracy curve."""
+        head = (
+            f"{'router':<18}" + "".join(f" {m:>15}" for m in METRICS) + f" {'votes':>7} {'ties':>6}"
+        )
+        lines = ["pairwise preferences, held-out queries (known users)", head, "-" * len(head)]
+        rows = sorted(
+            self.by_query.items(),
+            key=lambda kv: -np.nan_to_num(self._mean_std(kv[1], "accuracy")[0], nan=-1.0),
+        )
+        for name, runs in rows:
+            cells = "".join(_cell(*self._mean_std(runs, m)) for m in METRICS)
+            lines.append(f"{name:<18}{cells} {runs[0].n:>7} {runs[0].ties:>6}")
+        if self.by_user:
+            lines += ["", "new users (held out), accuracy / log-loss after k onboarded votes"]
+            head = f"{'router':<18}" + "".join(f" {'k=' + str(k):>15}" for k in self.shots)
+            lines += [head, "-" * len(head)]
+            for name, curve in self.by_user.items():
+                for metric in ("accuracy", "log_loss"):
+                    cells = "".join(_cell(*self._mean_std(curve[k], metric)) for k in self.shots)
+                    lines.append(f"{(name + ' ' + metric[:3]):<18}{cells}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seeds": self.seeds,
+            "shots": self.shots,
+            "by_query": {n: [m.as_dict() for m in runs] for n, runs in self.by_query.items()},
+            "new_user": {
+                n: {str(k): [m.as_dict() for m in runs] for k, runs in curve.items()}
+                for n, curve in self.by_user.items()
+            },
+        }
+
+
+def _cell(mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return f" {'-':>15}"
+    return f" {mean:>8.4f}±{std:<6.4f}"
+
+
+def compare_on_preferences(
+    data: RoutingData,
+    routers: Sequence[str],
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    shots: Sequence[int] = (0, 1, 3, 5, 10),
+    held_out: float = 1 / 3,
+    configs: dict[str, dict] | None = None,
+    on_result: Callable[[str, int, PairMetrics], None] | None = None,
+) -> PreferenceComparison:
+    """Fit and score every router on every seed (see the module docstring)."""
+    from gnn.experiment import router_registry
+    from prcore.errors import ConfigError, ProuterError
+
+    if len(data.pref_user) == 0 and len(data.dec_user) == 0:
+        raise ProuterError("no pairwise votes (PREFERRED) or choices (CHOSE) to evaluate on")
+    registry = router_registry()
+    unknown = [r for r in routers if r not in registry]
+    if unknown:
+        raise ConfigError(f"unknown routers {unknown}; valid routers: {', '.join(registry)}")
+    result = PreferenceComparison(seeds=list(seeds), shots=list(shots))
+    for seed in seeds:
+        split = split_queries(data, seed=seed)
+        held = split_users(data, seed=seed, fraction=held_out)
+        train_data = without_users(data, held)
+        known_test = votes_of(train_data, split.test, choices=False)
+        all_test = votes_of(data, split.test, choices=False)
+        new_test = all_test.take(np.flatnonzero(held[all_test.user]))
+        pool = votes_of(data, ~split.test, choices=False)
+        pool = pool.take(np.flatnonzero(held[pool.user]))
+        for name in routers:
+            router = registry[name](seed=seed, **(configs or {}).get(name, {}))
+            router.fit(train_data, split)
+            metrics = score_votes(router, data, known_test, _ties(data, split.test, ~held))
+            result.by_query.setdefault(name, []).append(metrics)
+            if on_result:
+                on_result(name, seed, metrics)
+            if not held.any():
+                continue
+            curve = result.by_user.setdefault(name, {})
+            for k in shots:
+                with onboarded(router, data, _first_votes(pool, k, seed)):
+                    scored = score_votes(router, data, new_test, _ties(data, split.test, held))
+                curve.setdefault(k, []).append(scored)
+    return result
