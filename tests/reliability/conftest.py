@@ -1,8 +1,9 @@
 """Shared workload for the reliability tests: an old store and the graph after a new file.
 
-``old`` holds a small synthetic workload; ``new.parquet`` (another seed, so it
-both overlaps and extends the old ids) ingested into a copy of it gives the
-fully-new graph. A faulted ingest must leave exactly one of the two digests.
+``old`` holds a small synthetic workload; ``new.parquet`` (the same seed with more
+queries: it overlaps the old ids, keeps their tasks since a query never changes
+task, changes their texts, and extends them) ingested into a copy of it gives
+the fully-new graph. A faulted ingest must leave exactly one of the two digests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
     root = tmp_path_factory.mktemp("workload")
     old_data, new_data = root / "old.parquet", root / "new.parquet"
     prouter("generate", "synthetic", str(old_data), "--queries", "600", "--seed", "0")
-    prouter("generate", "synthetic", str(new_data), "--queries", "3000", "--seed", "1")
+    prouter("generate", "synthetic", str(new_data), "--queries", "3000", "--seed", "0")
     old_db = root / "old" / "graph.lbug"
     old_db.parent.mkdir()
     prouter("--store", f"ladybug:{old_db}", "ingest", "canonical", str(old_data))
