@@ -68,7 +68,8 @@ class FakeUpstream:
                 chunk = base | {"object": "chat.completion.chunk", "choices": [delta]}
                 yield f"data: {json.dumps(chunk)}\n\n"
             end = {"index": 0, "delta": {}, "finish_reason": "stop"}
-            yield f"data: {json.dumps(base | {'object': 'chat.completion.chunk', 'choices': [end]})}\n\n"
+            last = base | {"object": "chat.completion.chunk", "choices": [end]}
+            yield f"data: {json.dumps(last)}\n\n"
             if include_usage:
                 last = base | {"object": "chat.completion.chunk", "choices": [], "usage": usage}
                 yield f"data: {json.dumps(last)}\n\n"
