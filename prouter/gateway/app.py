@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -464,6 +465,34 @@ async def _poll(gw: Gateway) -> None:
             log.exception("polling for a newer router model failed")
 
 
+class _Measured:
+    """ASGI middleware: request counts by endpoint and status, and wall time to the last byte."""
+
+    def __init__(self, app: Any, gw: Gateway) -> None:
+        self.app, self.gw = app, gw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"] if scope["path"] in ENDPOINTS else "other"
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            metrics = self.gw.metrics
+            metrics.requests.labels(path, str(status)).inc()
+            metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
 # -- the app ------------------------------------------------------------------------------
 ENDPOINTS = {
     "/route": ["POST"],
@@ -534,6 +563,7 @@ def create_app(gw: Gateway) -> Starlette:
 
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(_Measured, gw=gw)],
         lifespan=lifespan,
         exception_handlers={
             HttpError: http_error,
