@@ -85,12 +85,26 @@ def build_gateway(
     )
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """SIGINT / SIGTERM stop serving (and flush), then the process exits 0 (not re-raised)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return Server
+
+
 def run(gw: Gateway, host: str, port: int, on_ready: Callable[[str, int], None]) -> None:
     """Serve until SIGINT / SIGTERM: stop accepting, finish requests, flush the recorder."""
     import asyncio
 
     import uvicorn
 
+    _Server = _server_class()
     config = uvicorn.Config(
         create_app(gw),
         host=host,
@@ -102,7 +116,7 @@ def run(gw: Gateway, host: str, port: int, on_ready: Callable[[str, int], None])
         timeout_graceful_shutdown=30,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve())
