@@ -157,3 +157,45 @@ def test_a_half_sent_body_times_out(world):
     finally:
         world.gw.read_timeout = old
     assert reply.startswith("HTTP/1.1 408") and "not received within" in reply
+
+
+def test_route_cli_asks_a_running_gateway_and_falls_back_when_unreachable(world, tmp_path):
+    from click.testing import CliRunner
+
+    from prouter.cli import cli
+
+    text = sorted(world.embedder.known)[0]
+    runner = CliRunner()
+    args = ["route", "--server", world.base, "--user", "user-0000", "--task", "math"]
+    got = runner.invoke(cli, [*args, "--json", "--top", "0", text])
+    assert got.exit_code == 0, got.output
+    direct = world.gw.router.service.route("user-0000", text, "math")
+    body = json.loads(got.stdout)
+    assert [r["llm_id"] for r in body["ranking"]] == [r.llm_id for r in direct.ranking]
+    shown = runner.invoke(cli, [*args, text])
+    assert shown.exit_code == 0 and direct.best.llm_id in shown.stdout.splitlines()[2]
+    assert direct.explanation.message in shown.stdout
+    refused = runner.invoke(
+        cli, ["route", "--server", world.base, "--user", "u", "--task", "x", "q"]
+    )
+    assert refused.exit_code == 1 and "unknown task 'x'" in refused.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
+    env = {"PROUTER_SERVER": dead}
+    local = runner.invoke(
+        cli,
+        [
+            "--store",
+            f"ladybug:{tmp_path / 'empty.lbug'}",
+            "route",
+            "--user",
+            "u",
+            "--model-dir",
+            str(tmp_path),
+            "q",
+        ],
+        env=env,
+    )
+    assert "not reachable" in local.output and "routing locally" in local.output
+    assert local.exit_code == 1 and "no LadybugDB database" in local.output  # the local path ran
