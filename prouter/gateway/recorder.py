@@ -120,7 +120,11 @@ class _Rows:
     def tables(self) -> dict[str, Any]:
         import pyarrow as pa
 
-        return {name: pa.Table.from_pylist(list(rows.values())) for name, rows in self.rows.items()}
+        out = {}
+        for name, rows in self.rows.items():
+            columns = list(dict.fromkeys(k for row in rows.values() for k in row))
+            out[name] = pa.table({c: [row.get(c) for row in rows.values()] for c in columns})
+        return out
 
 
 def event_rows(events: list[Event]) -> _Rows:
