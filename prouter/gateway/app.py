@@ -353,6 +353,8 @@ async def chat_completions(request: Request) -> Response:
         gw.metrics.routes.labels(llm, mode).inc()
         gw.answers.add(response_id, Answer(chat.user, qid, llm))
         headers = _route_headers(result, llm, response_id, len(attempts) + 1)
+        upstream_ms = stream.latency_ms if chat.stream else done.latency_ms
+        headers["x-prouter-upstream-ms"] = f"{upstream_ms:.3f}"  # until the answer / first byte
         if chat.stream:
             return StreamingResponse(
                 _relay(gw, stream, llm, response_id, chat, served, attempts),

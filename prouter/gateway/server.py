@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prouter.gateway.app import Gateway, create_app
 from prouter.gateway.embedding import LruEmbedder
 from prouter.gateway.keys import KeyRing
+from prouter.gateway.protocol import header_timeout_protocol
 from prouter.gateway.recorder import Recorder
 from prouter.gateway.router import Router
 from prouter.gateway.upstreams import Upstream
@@ -115,6 +116,7 @@ def run(gw: Gateway, host: str, port: int, on_ready: Callable[[str, int], None])
         timeout_keep_alive=5,
         timeout_graceful_shutdown=30,
         server_header=False,
+        http=header_timeout_protocol(gw.read_timeout),
     )
     server = _Server(config)
 

@@ -199,3 +199,29 @@ def test_route_cli_asks_a_running_gateway_and_falls_back_when_unreachable(world,
     )
     assert "not reachable" in local.output and "routing locally" in local.output
     assert local.exit_code == 1 and "no LadybugDB database" in local.output  # the local path ran
+
+
+def test_half_sent_headers_are_cut_off_and_complete_ones_served():
+    from gateway_support import serving
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from prouter.gateway.protocol import header_timeout_protocol
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("hi"))])
+    with serving(app, http=header_timeout_protocol(0.5)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        held = []
+        for _ in range(20):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never finished
+            held.append(sock)
+        for sock in held:
+            assert sock.recv(1024) == b""  # closed by the server, not by our 10 s timeout
+            sock.close()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+            sock.sendall(b"GET / HTTP/1.1\r\nHo")  # a second request on the same connection
+            assert sock.recv(1024) == b""
