@@ -5,8 +5,10 @@ embeddings, a trained GNN), starts a fake OpenAI-compatible upstream (a
 separate process answering at once) and ``prouter serve`` in front of it, then
 sends ``model: "prouter"`` chat completions with new texts (every request is
 embedded, routed, forwarded and recorded) from 1 and from ``--clients``
-concurrent clients. The overhead of a request is its latency at the client
-minus the upstream's latency as the gateway measured it
+concurrent clients, then the same texts again (their vectors are in the
+gateway's in-memory cache: what the gateway adds besides encoding a text).
+The overhead of a request is its latency at the client minus the upstream's
+latency as the gateway measured it
 (``x-prouter-upstream-ms``). Also: warm ``POST /route``, a cold
 ``prouter route --server`` process, and how many served requests per second
 the recorder writes to each backend (``--neo4j`` adds Neo4j).
@@ -157,10 +159,13 @@ def main() -> None:
         rows = []
         for clients, per in ((1, args.single), (args.clients, args.requests)):
             for path in ("/v1/chat/completions", "/route"):
-                got, wall = asyncio.run(load(base, clients, per, f"{path}-{clients}", path))
-                over = [1e3 * s - up for s, up in got]
-                rows.append((f"{path}, {clients} client(s)", len(got), percentile(over, 50),
-                             percentile(over, 99), len(got) / wall))  # fmt: skip
+                for repeat in (False, True):  # new texts; the same texts again (cached vectors)
+                    tag = f"{path}-{clients}"
+                    got, wall = asyncio.run(load(base, clients, per, tag, path))
+                    over = [1e3 * s - up for s, up in got]
+                    name = f"{path}, {clients} client(s), {'repeated' if repeat else 'new'} texts"
+                    rows.append((name, len(got), percentile(over, 50), percentile(over, 99),
+                                 len(got) / wall))  # fmt: skip
         cold = []
         for i in range(3):
             t0 = time.perf_counter()
@@ -175,10 +180,10 @@ def main() -> None:
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\n{os.cpu_count()} CPUs, load average {load_avg}; gateway exited {code}")
         print("overhead = latency at the client - upstream latency (/route: the whole latency)")
-        head = f"{'scenario':<36} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>8}"
+        head = f"{'scenario':<52} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>8}"
         print(head + "\n" + "-" * len(head))
         for name, n, p50, p99, rate in rows:
-            print(f"{name:<36} {n:>8} {p50:>9.1f} {p99:>9.1f} {rate:>8.1f}")
+            print(f"{name:<52} {n:>8} {p50:>9.1f} {p99:>9.1f} {rate:>8.1f}")
         print(f"cold `prouter route --server`: {', '.join(f'{c:.2f}' for c in cold)} s")
         for backend in ["ladybug"] + (["neo4j"] if args.neo4j else []):
             rate = recording_rate(backend, args.record, args.llms)
