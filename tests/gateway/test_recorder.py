@@ -129,3 +129,32 @@ def test_the_queue_is_bounded(store):
         recorder.submit(Outcome(f"q{i}", "m", 1.0))
     assert recorder.depth == 5 and recorder.dropped == 3
     assert recorder.flush() == 0 and recorder.depth == 5
+
+
+def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
+    import ladybug
+
+    from graphdb.queries import schema_statements
+    from graphdb.store import open_store
+
+    path = tmp_path / "old.lbug"
+    db = ladybug.Database(str(path))
+    conn = ladybug.Connection(db)
+    for statement in schema_statements("ladybug"):
+        if statement.startswith("ALTER"):
+            continue
+        conn.execute(statement.replace(", latency_ms DOUBLE, status STRING", ""))
+    conn.close()
+    db.close()
+
+    with open_store(f"ladybug:{path}") as store:
+
+        @contextmanager
+        def open_():  # type: ignore[no-untyped-def]
+            yield store
+
+        recorder = Recorder(open_, interval=60)
+        recorder.submit(served("q1"))
+        recorder.close()
+        got = rows(store, "MATCH ()-[a:ANSWERED_BY]->(l:LLM) RETURN l.id AS l, a.status AS s")
+    assert sorted((r["l"], r["s"]) for r in got) == [("m1", "http 503"), ("m2", "ok")]
