@@ -107,6 +107,8 @@ ANSWERED_BY = RelType(
         "input_tokens": INT64,
         "output_tokens": INT64,
         "response": STRING,
+        "latency_ms": DOUBLE,  # served traffic: the upstream call's wall time
+        "status": STRING,  # served traffic: "ok" or what failed ("http 502", "timeout")
     },
 )
 CHOSE = RelType(

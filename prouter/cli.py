@@ -83,6 +83,7 @@ cli.add_command(neo4j.neo4j)
 cli.add_command(cypher.cypher)
 cli.add_command(route.route)
 cli.add_command(serve.serve)
+cli.add_command(serve.keys)
 cli.add_command(report.report)
 
 

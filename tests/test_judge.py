@@ -82,7 +82,9 @@ def _handler(fake: FakeJudge) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             with fake.lock:
-                fake.requests.append(Received(self.path, dict(self.headers.items()), body))
+                fake.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
                 delay = fake.delays.pop(0) if fake.delays else 0.0
             if delay:
                 time.sleep(delay)
@@ -453,7 +455,7 @@ def test_authorization_header_is_sent_and_the_key_never_shown(fake: FakeJudge) -
     assert SECRET not in repr(client) and "<set>" in repr(client)
     decisions, failures = judge_choices(ONE, TWO[:1], client, progress=False)
     assert decisions == [] and len(failures) == 1
-    assert fake.requests[0].headers["Authorization"] == f"Bearer {SECRET}"
+    assert fake.requests[0].headers["authorization"] == f"Bearer {SECRET}"
     assert "HTTP 401" in failures[0].reason and SECRET not in failures[0].reason
     assert "***" in failures[0].reason
 
@@ -461,7 +463,7 @@ def test_authorization_header_is_sent_and_the_key_never_shown(fake: FakeJudge) -
 def test_no_authorization_header_without_a_key(fake: FakeJudge) -> None:
     fake.script("1")
     client_for(fake).complete([{"role": "user", "content": "hi"}])
-    assert "Authorization" not in fake.requests[0].headers
+    assert "authorization" not in fake.requests[0].headers
 
 
 def test_from_env(tmp_path: Path) -> None:

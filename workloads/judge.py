@@ -37,18 +37,13 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import http.client
 import json
 import logging
 import os
 import random
 import re
 import sqlite3
-import ssl
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -130,9 +125,11 @@ class JudgeClient:
 
     ``POST {base_url}/chat/completions`` with ``{"model", "messages",
     "temperature": 0}``; ``Authorization: Bearer <api_key>`` when a key is given.
-    A request is tried once plus up to ``max_retries`` times on connection errors,
-    timeouts, HTTP 429 and 5xx, sleeping ``backoff * 2**attempt`` seconds (with
-    jitter) or the server's ``Retry-After``, never more than ``max_backoff``.
+    The transport and the retries are the official ``openai`` client's: a request
+    is tried once plus up to ``max_retries`` times on connection errors,
+    timeouts, HTTP 408, 409, 429 and 5xx, sleeping ``backoff * 2**attempt``
+    seconds (with jitter) or the server's ``Retry-After``, never more than
+    ``max_backoff``.
     Other 4xx responses and malformed bodies fail at once. With ``cache_path``
     the raw reply of every successful request is stored in a sqlite file, keyed
     by the SHA-256 of the canonical JSON of ``(model, messages)``, and reused
@@ -175,8 +172,8 @@ class JudgeClient:
         self.max_backoff = float(max_backoff)
         self.concurrency = int(concurrency)
         self.cache_path = Path(cache_path) if cache_path is not None else None
-        self._opener = urllib.request.build_opener()
         self._jitter = random.Random()
+        self._openai = _openai_client(self)
         self._cache_lock = threading.Lock()
         if self.cache_path is not None:
             self._init_cache()
@@ -275,83 +272,42 @@ class JudgeClient:
             bar.close()
 
     def _request(self, messages: Sequence[Message]) -> str:
-        """One conversation, with retries; returns the reply text or raises JudgeError."""
-        body = json.dumps(
-            {"model": self.model, "messages": list(messages), "temperature": 0}
-        ).encode("utf-8")
-        attempt = 0
-        while True:
-            try:
-                return self._post(body)
-            except _Retryable as exc:
-                if attempt >= self.max_retries:
-                    raise JudgeError(
-                        f"{exc.error} (gave up after {attempt + 1} attempts)",
-                        status=exc.error.status,
-                        retryable=True,
-                    ) from None
-                delay = self._delay(attempt, exc.retry_after)
-                log.warning(
-                    "judge request failed (%s); retry %d of %d in %.2f s",
-                    exc.error,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                time.sleep(delay)
-                attempt += 1
+        """One conversation, with the client's retries; the reply text or JudgeError."""
+        import openai
+
+        url = f"{self.base_url}/chat/completions"
+        attempts = f"gave up after {self.max_retries + 1} attempts"
+        try:
+            raw = self._openai.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=list(messages),
+                temperature=0,  # type: ignore[arg-type]
+            )
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            detail = self._redact(" ".join(exc.response.text[:_ERROR_BODY_BYTES].split()))
+            retryable = status in _RETRIED or status >= 500
+            raise JudgeError(
+                f"judge endpoint {url} returned HTTP {status}"
+                + (f": {_excerpt(detail)}" if detail else "")
+                + (f" ({attempts})" if retryable else ""),
+                status=status,
+                retryable=retryable,
+            ) from None
+        except openai.APIConnectionError as exc:  # timeouts included
+            cause = exc.__cause__ or exc
+            reason = self._redact(str(cause)) or type(cause).__name__
+            raise JudgeError(
+                f"cannot reach judge endpoint {url}: {reason} ({attempts})", retryable=True
+            ) from None
+        return self._reply_text(raw.http_response.content, url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before retry ``attempt`` (0-based): Retry-After, else jittered backoff."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_backoff)
         delay = min(self.backoff * 2.0 ** min(attempt, 30), self.max_backoff)
         return delay * self._jitter.uniform(0.5, 1.0)
-
-    def _post(self, body: bytes) -> str:
-        """One HTTP request; raises _Retryable or JudgeError."""
-        url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            try:
-                detail = exc.read(_ERROR_BODY_BYTES).decode("utf-8", "replace")
-            except (OSError, http.client.HTTPException):
-                detail = ""
-            finally:
-                exc.close()
-            detail = self._redact(" ".join(detail.split()))
-            error = JudgeError(
-                f"judge endpoint {url} returned HTTP {status}"
-                + (f": {_excerpt(detail)}" if detail else ""),
-                status=status,
-                retryable=status == 429 or status >= 500,
-            )
-            if error.retryable:
-                raise _Retryable(error, _retry_after(exc.headers)) from None
-            raise error from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ssl.SSLCertVerificationError):
-                raise JudgeError(
-                    f"cannot reach judge endpoint {url}: {self._redact(str(exc.reason))}"
-                ) from None
-            raise _Retryable(
-                JudgeError(
-                    f"cannot reach judge endpoint {url}: {self._redact(str(exc.reason))}",
-                    retryable=True,
-                )
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            reason = self._redact(str(exc)) or type(exc).__name__
-            raise _Retryable(
-                JudgeError(f"judge request to {url} failed: {reason}", retryable=True)
-            ) from None
-        return self._reply_text(raw, url)
 
     def _reply_text(self, raw: bytes, url: str) -> str:
         text = raw.decode("utf-8", "replace")
@@ -414,13 +370,38 @@ class JudgeClient:
             )
 
 
-class _Retryable(Exception):
-    """Internal: a failure worth retrying, with the server's Retry-After if any."""
+_RETRIED = (408, 409, 429)  # and every 5xx: what the openai client retries
 
-    def __init__(self, error: JudgeError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
+
+def _openai_client(judge: JudgeClient) -> Any:
+    """An ``openai.OpenAI`` for ``judge``: its timeout, retries and backoff policy."""
+    import openai
+
+    class Client(openai.OpenAI):
+        def _calculate_retry_timeout(  # the judge's backoff and Retry-After cap
+            self, remaining_retries: int, options: Any, response_headers: Any = None
+        ) -> float:
+            attempt = options.get_max_retries(self.max_retries) - remaining_retries
+            return judge._delay(attempt, _retry_after(response_headers))
+
+        def _auth_headers(self, security: Any) -> dict[str, str]:  # no key: no header at all
+            return super()._auth_headers(security) if judge._api_key else {}
+
+        def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
+            if judge._api_key:
+                super()._validate_headers(headers, custom_headers)
+
+        def _should_retry(self, response: Any) -> bool:  # a long Retry-After is capped, not final
+            if response.headers.get("x-should-retry") == "false":
+                return False
+            return response.status_code in _RETRIED or response.status_code >= 500
+
+    return Client(
+        base_url=judge.base_url,
+        api_key=judge._api_key or "unused",
+        timeout=judge.timeout,
+        max_retries=judge.max_retries,
+    )
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -166,6 +166,13 @@ def format_result(result: RouteResult, top: int | None = None) -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Batch mode: write the results here as JSONL (default: stdout).",
 )
+@click.option(
+    "--server",
+    envvar="PROUTER_SERVER",
+    metavar="URL",
+    help="Ask a running `prouter serve` (e.g. http://127.0.0.1:8765; key from "
+    "PROUTER_API_KEY); routes locally when it cannot be reached. Env: PROUTER_SERVER.",
+)
 @service_options
 @click.pass_obj
 def route(
@@ -177,6 +184,7 @@ def route(
     as_json: bool,
     input_path: Path | None,
     output: Path | None,
+    server: str | None,
     **service: Any,
 ) -> None:
     """Rank the candidate LLMs for USER's QUERY with the latest trained router.
@@ -193,6 +201,7 @@ def route(
         prouter route --user u3 "What is 17% of 240?"
         prouter route --user u3 --task math --top 3 --json "What is 17% of 240?"
         prouter route --user u3 --input queries.jsonl --output routed.jsonl
+        prouter route --server http://127.0.0.1:8765 --user u3 "What is 17% of 240?"
     """
     if (query is None) == (input_path is None):
         raise click.UsageError("give either a QUERY or --input FILE (not both)")
@@ -203,6 +212,14 @@ def route(
     if input_path is not None:
         _route_file(settings, input_path, output, user, task, top, service)
         return
+    if server:
+        answer = _ask_server(server, user, query, task, top)  # type: ignore[arg-type]
+        if answer is not None:
+            if as_json:
+                click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+            else:
+                click.echo("\n".join(format_result(_attrs(answer), None)))  # type: ignore[arg-type]
+            return
     rs = open_service(settings, **service)
     result = domain_errors(rs.route, user, query, task)
     if as_json:
@@ -211,6 +228,48 @@ def route(
         )
     else:
         click.echo("\n".join(format_result(result, top or None)))
+
+
+def _ask_server(
+    server: str, user: str, query: str, task: str | None, top: int
+) -> dict[str, Any] | None:
+    """The gateway's answer to POST /route (None: not reachable, route locally)."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    body = {"user": user, "query": query, "task": task, "top": top}
+    request = urllib.request.Request(
+        server.rstrip("/") + "/route",
+        data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    if os.environ.get("PROUTER_API_KEY"):
+        request.add_header("Authorization", f"Bearer {os.environ['PROUTER_API_KEY']}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"status {exc.code}"
+        raise click.ClickException(f"{server}: {message}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        click.echo(f"warning: {server} not reachable ({reason}); routing locally", err=True)
+        return None
+
+
+def _attrs(value: Any) -> Any:
+    """JSON objects as attribute namespaces (what format_result reads)."""
+    from types import SimpleNamespace
+
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _attrs(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_attrs(v) for v in value]
+    return value
 
 
 def _route_file(

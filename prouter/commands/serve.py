@@ -1,15 +1,18 @@
-"""`prouter serve`: the routing service as a small local HTTP JSON API."""
+"""`prouter serve`: the OpenAI-compatible routing gateway; `prouter keys`: its API keys."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from prouter.commands.common import Settings, domain_errors
-from prouter.commands.route import open_service, service_options
+from prouter.commands.route import service_options
 
-__all__ = ["serve"]
+__all__ = ["keys", "serve"]
+
+DEFAULT_KEYS = Path("prouter-data/gateway-keys.json")
 
 
 @click.command()
@@ -17,47 +20,193 @@ __all__ = ["serve"]
 @click.option(
     "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
 )
+@click.option(
+    "--upstreams",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="JSON/TOML file: LLM id -> base_url, model, api_key_env, prices per 1k tokens.",
+)
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_KEYS,
+    show_default=True,
+    help="API key file (`prouter keys create`); when it exists, every request needs a key.",
+)
+@click.option("--record/--no-record", default=True, show_default=True, help="Record traffic.")
+@click.option(
+    "--record-interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds between batched graph writes (what a hard crash can lose).",
+)
+@click.option(
+    "--reload-interval",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between checks for a newer trained model (0: only POST /admin/reload).",
+)
+@click.option(
+    "--max-attempts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="LLMs tried per request (fallback to the next-ranked on 5xx/timeout).",
+)
+@click.option(
+    "--upstream-timeout", default=60.0, show_default=True, type=click.FloatRange(0.1), help="s."
+)
+@click.option(
+    "--max-body", default=1 << 20, show_default=True, type=click.IntRange(1), help="Bytes."
+)
 @service_options
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int, **service: Any) -> None:
-    """Serve routing lookups over HTTP, keeping model, graph and embedder warm.
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    upstreams: Path | None,
+    keys_file: Path,
+    record: bool,
+    record_interval: float,
+    reload_interval: float,
+    max_attempts: int,
+    upstream_timeout: float,
+    max_body: int,
+    **service: Any,
+) -> None:
+    """Serve an OpenAI-compatible routing gateway that records what it serves.
 
-    Loads the latest trained router (or --model), the graph context and the
-    embedding model once, then answers JSON requests until SIGINT or SIGTERM:
+    Loads the latest trained router (or --model) and the embedding model once,
+    then, until SIGINT or SIGTERM (which flush the recorded traffic):
 
     \b
-      GET  /health  model version, tasks, LLMs, graph sizes
-      POST /route   {"user": "u3", "query": "text", "task": "math", "top": 3}
-                    -> ranked LLMs and the explanation (as `prouter route --json`)
+      POST /v1/chat/completions  model "prouter" routes (or "prouter:VERSION");
+                                 an LLM id of --upstreams passes through
+      GET  /v1/models            POST /route (as `prouter route --json`)
+      POST /feedback             thumbs, rating, chosen, pairwise preference
+      GET  /health, /metrics     POST /admin/reload (pick up a newer model)
 
-    Errors come back as {"error": ...} with status 400 (bad request, unknown
-    task), 404 (unknown path) or 500. The graph is read at start-up; restart
-    the server to see newer models or decisions. Exits 1 when no model has
-    been trained yet.
+    Every chat request is recorded in the graph (query, ASKED, ROUTED_TO with
+    the model version, ANSWERED_BY with real tokens, cost, latency, status),
+    written in batches off the request path. Exits 1 when no model has been
+    trained yet.
 
     Example:
 
-        prouter serve --port 8765
+        prouter serve --port 8765 --upstreams upstreams.json
     """
     import logging
 
-    from prouter.http_api import make_server, serve_until_signalled
+    from prouter.gateway.server import StoreAccess, build_gateway, run
+    from prouter.gateway.upstreams import load_upstreams
+    from workloads.embeddings import Embedder
 
-    rs = open_service(settings, **service)
-    domain_errors(rs.warm_up)
-    try:
-        server = make_server(rs, host, port)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    bound_host, bound_port = server.server_address[:2]
-
-    def ready() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    ups = domain_errors(load_upstreams, upstreams) if upstreams else {}
+    embedder = domain_errors(Embedder, service.pop("embedding_model"), cache_path=None)
+    service.pop("cache")
+    access = StoreAccess(lambda read_only: settings.open(read_only=read_only))
+    gw = domain_errors(
+        build_gateway,
+        access,
+        embedder,
+        upstreams=ups,
+        keys=keys_file,
+        record=record,
+        record_interval=record_interval,
+        reload_interval=reload_interval,
+        max_attempts=max_attempts,
+        upstream_timeout=upstream_timeout,
+        max_body=max_body,
+        **service,
+    )
+    if gw.keys is None and host not in ("127.0.0.1", "::1", "localhost"):
         click.echo(
-            f"serving model {rs.version} on http://{bound_host}:{bound_port} "
-            "(POST /route, GET /health); Ctrl-C to stop",
-            err=False,
+            f"warning: no API key file ({keys_file}): anyone reaching {host} may use it", err=True
         )
 
-    serve_until_signalled(server, on_ready=ready)
+    def ready(bound_host: str, bound_port: int) -> None:
+        click.echo(
+            f"serving model {gw.router.version} on http://{bound_host}:{bound_port} "
+            f"({len(ups)} upstreams; POST /v1/chat/completions, /route); Ctrl-C to stop"
+        )
+
+    try:
+        run(gw, host, port, ready)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     click.echo("stopped", err=True)
+
+
+@click.group()
+def keys() -> None:
+    """API keys of `prouter serve` (only their hashes are stored).
+
+    Example:
+
+        prouter keys create --user u3
+    """
+
+
+_file_option = click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_KEYS,
+    show_default=True,
+    help="The key file `prouter serve --keys` reads.",
+)
+
+
+@keys.command("create")
+@click.option("--user", help="Bind the key to this user id (requests act as that user).")
+@click.option("--admin", is_flag=True, help="May call /admin endpoints.")
+@_file_option
+def keys_create(user: str | None, admin: bool, path: Path) -> None:
+    """Create a key; it is printed once (only its hash is stored).
+
+    Example:
+
+        prouter keys create --user u3
+    """
+    from prouter.gateway.keys import create_key
+
+    secret, entry = domain_errors(create_key, path, user=user, admin=admin)
+    click.echo(secret)
+    click.echo(f"created {entry.id}" + (f" for user {user}" if user else ""), err=True)
+
+
+@keys.command("list")
+@_file_option
+def keys_list(path: Path) -> None:
+    """List keys: id, bound user, admin, created, revoked.
+
+    Example:
+
+        prouter keys list
+    """
+    from prouter.gateway.keys import list_keys
+
+    for k in domain_errors(list_keys, path):
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        admin = " admin" if k.admin else ""
+        click.echo(f"{k.id}  user={k.user or '-'}{admin}  created {k.created_at}  {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_file_option
+def keys_revoke(key_id: str, path: Path) -> None:
+    """Revoke a key by id (a running gateway refuses it from the next request).
+
+    Example:
+
+        prouter keys revoke key-1a2b3c4d
+    """
+    from prouter.gateway.keys import revoke_key
+
+    entry = domain_errors(revoke_key, path, key_id)
+    click.echo(f"revoked {entry.id}")

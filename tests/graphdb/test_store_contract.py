@@ -83,6 +83,8 @@ def full_graph() -> dict[str, pa.Table]:
                 "input_tokens": [10, 10, 2**40],
                 "output_tokens": [5, 7, 0],
                 "response": ["4", "five", 'It\'s "quoted"\n'],
+                "latency_ms": [12.5, 0.0, 1234.567],
+                "status": ["ok", "http 502", "timeout"],
             }
         ),
         "CHOSE": pa.table(
