@@ -106,8 +106,10 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     ups = domain_errors(load_upstreams, upstreams) if upstreams else {}
-    embedder = domain_errors(Embedder, service.pop("embedding_model"), cache_path=None)
+    model = service.pop("embedding_model") or settings.embedding_model
+    embedder = domain_errors(Embedder, model, cache_path=None)
     service.pop("cache")
+    service["model_dir"] = service.get("model_dir") or settings.model_dir
     access = StoreAccess(lambda read_only: settings.open(read_only=read_only))
     gw = domain_errors(
         build_gateway,
@@ -123,6 +125,8 @@ def serve(
         max_body=max_body,
         **service,
     )
+    for warning in gw.router.service.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if gw.keys is None and host not in ("127.0.0.1", "::1", "localhost"):
         click.echo(
             f"warning: no API key file ({keys_file}): anyone reaching {host} may use it", err=True
