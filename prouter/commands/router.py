@@ -115,7 +115,8 @@ SETTINGS = ("general", "new_user", "new_llm")
     show_default=True,
     help="Comma-separated: general (the comparison table), new_user (held-out users "
     "onboarded with k decisions), new_llm (a held-out LLM added with k outcomes). "
-    "The few-shot settings need the gnn router.",
+    "The few-shot settings need the gnn router; new_user also onboards the *_outcomes "
+    "and best_llm_* baselines among --routers with the same k decisions.",
 )
 @click.option(
     "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
@@ -150,7 +151,8 @@ def evaluate(
     every router is fitted on its training part, selected on validation and
     evaluated once on the test part. Prints mean ± std over seeds. The
     few-shot settings reuse each seed's fitted gnn as the "trained with them"
-    reference and report each k's reward as a fraction of it.
+    reference and report each k's reward as a fraction of it; new_user also
+    reports the predict-then-optimise baselines given the same k decisions.
 
     Example:
 
@@ -160,7 +162,8 @@ def evaluate(
     """
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
-    from gnn.fewshot import run_setting
+    from gnn.fewshot import new_user_baselines, run_setting
+    from gnn.routers.baselines import OUTCOME_BASELINES
 
     wanted = [s.replace("-", "_") for s in comma_list(settings_) or ["general"]]
     bad = [s for s in wanted if s not in SETTINGS]
@@ -183,7 +186,12 @@ def evaluate(
         pairs = f" pairwise accuracy {metrics.pairwise_accuracy:.4f}" if metrics.pairwise_n else ""
         click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}{pairs}", err=True)
 
+    # Each seed's fitted outcome baselines, to onboard new users with the gnn's shots.
+    outcome_routers: dict[int, dict] = {}
+
     def few_shot(name: str, seed: int, split, router) -> None:  # type: ignore[no-untyped-def]
+        if name in OUTCOME_BASELINES and "new_user" in fewshot:
+            outcome_routers.setdefault(seed, {})[name] = router
         if name != "gnn":
             return
         for setting, results in fewshot.items():
@@ -200,22 +208,29 @@ def evaluate(
                     llm_id=new_llm,
                 )
             )
+        splits[seed] = split
 
+    splits: dict[int, object] = {}
     gnn_config = {"epochs": epochs, "progress": True}  # bars on stderr, when it is a terminal
+    run_names = (
+        names if "general" in wanted else ["gnn", *(n for n in names if n in OUTCOME_BASELINES)]
+    )
     comparison = domain_errors(
         compare_routers,
         data,
-        names if "general" in wanted else ["gnn"],
+        run_names,
         seed_list,
         on_result=progress,
         on_fitted=few_shot if fewshot else None,
         configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
     )
+    for seed, result in zip(seed_list, fewshot.get("new_user", []), strict=True):
+        new_user_baselines(result, data, splits[seed], outcome_routers.get(seed, {}))
     _print_results(data, seed_list, comparison if "general" in wanted else None, fewshot, as_json)
 
 
 def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    from gnn.fewshot import summarise, table
+    from gnn.fewshot import summarise, summarise_baselines, table
 
     if as_json:
         out: dict[str, object] = {
@@ -235,6 +250,8 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool) -> None:  # 
                 "runs": [r.summary() for r in results],
                 "mean_std": summarise(results),
             }
+            if results and results[0].baselines:
+                out[setting]["baselines"] = summarise_baselines(results)
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(

@@ -118,5 +118,5 @@ def test_evaluate_reports_the_few_shot_settings(tmp_path):
     assert "routers" not in as_json  # general not asked for
     assert set(as_json["new_user"]["mean_std"]) == {"0", "3"}
     assert as_json["new_user"]["runs"][0]["n"] > 0
-    bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp"])
+    bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp_imitate"])
     assert bad.exit_code == 2 and "need the gnn router" in bad.output
