@@ -224,8 +224,9 @@ def evaluate(
         on_fitted=few_shot if fewshot else None,
         configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
     )
-    for seed, result in zip(seed_list, fewshot.get("new_user", []), strict=True):
-        new_user_baselines(result, data, splits[seed], outcome_routers.get(seed, {}))
+    if "new_user" in fewshot:  # one result per seed, in seed order
+        for seed, result in zip(seed_list, fewshot["new_user"], strict=True):
+            new_user_baselines(result, data, splits[seed], outcome_routers.get(seed, {}))
     _print_results(data, seed_list, comparison if "general" in wanted else None, fewshot, as_json)
 
 
