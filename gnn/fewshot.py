@@ -18,6 +18,14 @@ and every test decision is routed over all LLMs again, against the router
 trained with it.
 
 Shots are nested (the k=3 shots contain the k=1 shot) and drawn with the seed.
+
+**Baselines given the same shots.** :func:`new_user_baselines` adds, to a
+new-user result, the predict-then-optimise baselines
+(:class:`~gnn.routers.baselines.outcomes.OutcomeRouter`) onboarded with the
+same k decisions: their outcome models unchanged (they never read decisions),
+the held-out users' weights estimated by the shared estimator from those k
+decisions alone (the population prior of the other users at k = 0). Their
+reference is the same baseline fitted with every user.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 
 from gnn.data import RoutingData, Split
 from gnn.evaluate import Metrics, metrics_for_choices
+from gnn.routers.baselines.outcomes import OutcomeRouter
 from gnn.train import GNNRouter
 from prcore.utility import best_llm
 
@@ -42,9 +51,11 @@ __all__ = [
     "held_out_users",
     "most_chosen_llm",
     "new_llm_evaluation",
+    "new_user_baselines",
     "new_user_evaluation",
     "run_setting",
     "summarise",
+    "summarise_baselines",
     "table",
 ]
 
@@ -63,10 +74,19 @@ class FewShotResult:
     by_shots: dict[int, Metrics] = field(default_factory=dict)
     picks: dict[int, np.ndarray] = field(default_factory=dict)
     dropped_decisions: int = 0  # decisions removed from training for the held-out entities
+    # new_user: the onboarding decisions (rows of the decision arrays) per k
+    shot_decisions: dict[int, np.ndarray] = field(default_factory=dict)
+    # baseline name -> metrics per k with the same shots, and trained with every user
+    baselines: dict[str, dict[int, Metrics]] = field(default_factory=dict)
+    baseline_reference: dict[str, Metrics] = field(default_factory=dict)
 
     def reward_fraction(self, shots: int) -> float:
         """Reward with ``shots`` as a fraction of the router trained with them."""
         return self.by_shots[shots].reward / self.reference.reward
+
+    def baseline_fraction(self, name: str, shots: int) -> float:
+        """Baseline ``name``'s reward with ``shots`` as a fraction of it trained with them."""
+        return self.baselines[name][shots].reward / self.baseline_reference[name].reward
 
     def to_plain(self) -> dict[str, object]:
         """Tensors and plain values only, for a weights-only file (see :meth:`from_plain`)."""
@@ -84,6 +104,12 @@ class FewShotResult:
             "by_shots": {int(k): m.as_dict() for k, m in self.by_shots.items()},
             "picks": {int(k): tensor(v) for k, v in self.picks.items()},
             "dropped_decisions": int(self.dropped_decisions),
+            "shot_decisions": {int(k): tensor(v) for k, v in self.shot_decisions.items()},
+            "baselines": {
+                name: {int(k): m.as_dict() for k, m in by_k.items()}
+                for name, by_k in self.baselines.items()
+            },
+            "baseline_reference": {n: m.as_dict() for n, m in self.baseline_reference.items()},
         }
 
     @classmethod
@@ -98,11 +124,20 @@ class FewShotResult:
             by_shots={int(k): Metrics(**m) for k, m in plain["by_shots"].items()},
             picks={int(k): v.numpy() for k, v in plain["picks"].items()},
             dropped_decisions=int(plain["dropped_decisions"]),
+            shot_decisions={int(k): v.numpy() for k, v in plain.get("shot_decisions", {}).items()},
+            baselines={
+                str(name): {int(k): Metrics(**m) for k, m in by_k.items()}
+                for name, by_k in plain.get("baselines", {}).items()
+            },
+            baseline_reference={
+                str(n): Metrics(**m) for n, m in plain.get("baseline_reference", {}).items()
+            },
         )
 
     def summary(self) -> dict[str, object]:
-        """JSON-ready: per shots, reward, its fraction of the reference, and of the oracle."""
-        return {
+        """JSON-ready: per shots, reward, its fraction of the reference, and of the oracle
+        (and the same for each baseline given the same shots, under ``baselines``)."""
+        out: dict[str, object] = {
             "setting": self.setting,
             "held_out": self.held_out,
             "n": len(self.idx),
@@ -118,6 +153,23 @@ class FewShotResult:
                 for k, m in self.by_shots.items()
             },
         }
+        if self.baselines:
+            out["baselines"] = {
+                name: {
+                    "reference_reward": self.baseline_reference[name].reward,
+                    "shots": {
+                        k: {
+                            "reward": m.reward,
+                            "of_trained": self.baseline_fraction(name, k),
+                            "of_oracle": m.reward_of_oracle,
+                            "accuracy": m.accuracy,
+                        }
+                        for k, m in by_k.items()
+                    },
+                }
+                for name, by_k in self.baselines.items()
+            }
+        return out
 
 
 def held_out_users(data: RoutingData, *, seed: int, fraction: float = 1 / 3) -> np.ndarray:
@@ -222,6 +274,27 @@ def new_user_evaluation(
             picks = router.route(data, data.dec_user[idx], data.dec_query[idx])
         result.picks[k] = picks
         result.by_shots[k] = metrics_for_choices(data, idx, picks)
+        result.shot_decisions[k] = chosen
+    return result
+
+
+def new_user_baselines(
+    result: FewShotResult, data: RoutingData, split: Split, routers: dict[str, OutcomeRouter]
+) -> FewShotResult:
+    """Add to a new-user ``result`` each fitted outcome router (fitted on ``data``/``split``
+    with every user) onboarded with the same shots; see the module docstring."""
+    users = np.array([data.user_ids.index(u) for u in result.held_out], dtype=np.int64)
+    view = _without_decisions(data, np.isin(data.dec_user, users), np.isin(data.pref_user, users))
+    queries, idx_users = data.dec_query[result.idx], data.dec_user[result.idx]
+    for name, router in routers.items():
+        reference = router.route(data, idx_users, queries)
+        result.baseline_reference[name] = metrics_for_choices(data, result.idx, reference)
+        without = router.reestimated(view, split)
+        by_k = result.baselines.setdefault(name, {})
+        for k, chosen in sorted(result.shot_decisions.items()):
+            with without.onboarded(data, split, chosen):
+                picks = without.route(data, idx_users, queries)
+            by_k[k] = metrics_for_choices(data, result.idx, picks)
     return result
 
 
@@ -313,6 +386,24 @@ def summarise(results: Sequence[FewShotResult]) -> dict[int, dict[str, tuple[flo
     return out
 
 
+def summarise_baselines(
+    results: Sequence[FewShotResult],
+) -> dict[str, dict[int, dict[str, tuple[float, float]]]]:
+    """Baseline -> shots -> (mean, std) over runs of reward, of its trained self, of oracle."""
+    out: dict[str, dict[int, dict[str, tuple[float, float]]]] = {}
+    for name in results[0].baselines if results else []:
+        for k in sorted(results[0].baselines[name]):
+            values = {
+                "reward": [r.baselines[name][k].reward for r in results],
+                "of_trained": [r.baseline_fraction(name, k) for r in results],
+                "of_oracle": [r.baselines[name][k].reward_of_oracle for r in results],
+            }
+            out.setdefault(name, {})[k] = {
+                m: (float(np.mean(v)), float(np.std(v))) for m, v in values.items()
+            }
+    return out
+
+
 def table(results: Sequence[FewShotResult]) -> str:
     """A plain-text table of :func:`summarise` with the trained reference's reward."""
     ref = [r.reference.reward for r in results]
@@ -331,4 +422,14 @@ def table(results: Sequence[FewShotResult]) -> str:
             f"{m['of_oracle'][0]:>8.1%}±{m['of_oracle'][1]:<6.1%}"
             f"{m['accuracy'][0]:>8.4f}±{m['accuracy'][1]:<6.4f}"
         )
+    baselines = summarise_baselines(results)
+    if baselines:
+        ks = sorted(next(iter(baselines.values())))
+        head = f"{'given the same k':<24}" + "".join(f" {'k=' + str(k):>17}" for k in ks)
+        lines += ["", "reward (of its trained self) of the baselines", head, "-" * len(head)]
+        for name, by_k in baselines.items():
+            cells = "".join(
+                f" {by_k[k]['reward'][0]:>8.4f} ({by_k[k]['of_trained'][0]:>6.1%})" for k in ks
+            )
+            lines.append(f"{name:<24}{cells}")
     return "\n".join(lines)

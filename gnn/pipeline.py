@@ -366,15 +366,17 @@ def write_few_shot_evaluation(
     return written
 
 
-def compare_with_baseline(ref: ModelRef, baseline: str = "best_single_user") -> dict[str, Any]:
-    """The model's validation metric against a baseline fitted on the same split.
+def compare_with_baseline(ref: ModelRef, baseline: str | None = None) -> dict[str, Any]:
+    """The model's validation metric against a baseline fitted on the same split (default:
+    the strongest honest one, ``gnn.routers.baselines.STRONGEST_BASELINE``).
 
     The metric is the mean reward where users have a weight (simulated users),
     else accuracy (agreement with the users' choices). ``passed``: strictly better.
     """
     from gnn.export import load_training_subgraph
-    from gnn.routers.baselines import BASELINES
+    from gnn.routers.baselines import BASELINES, STRONGEST_BASELINE
 
+    baseline = baseline or STRONGEST_BASELINE
     sub = load_training_subgraph(ref.export)
     ckpt = read_checkpoint(ref)
     model_val = ckpt["metrics"]["val"]

@@ -26,12 +26,13 @@ def png_size(path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory):
-    """results.json of a small real evaluation: 4 routers, 2 seeds, both few-shot settings."""
+    """results.json of a small real evaluation: 5 routers, 2 seeds, both few-shot settings."""
     tmp = tmp_path_factory.mktemp("report")
     url = f"ladybug:{tmp / 'g.lbug'}"
     with open_store(url) as store:
         write_workload(store)
-    args = "evaluate --routers gnn,oracle,cheapest,random --seeds 0,1 --epochs 15 --shots 0,1,3"
+    routers = "gnn,oracle,cheapest,random,best_llm_per_user_task"
+    args = f"evaluate --routers {routers} --seeds 0,1 --epochs 15 --shots 0,1,3"
     result = CliRunner().invoke(
         cli, ["--store", url, *args.split(), "--settings", ",".join(SETTINGS), "--json"]
     )
@@ -64,6 +65,11 @@ def test_report_writes_valid_plots_and_markdown_with_the_numbers(results_file, t
     fewshot = next(results[k] for k in ("new_user", "new-user") if k in results)
     reward, of_trained = fewshot["mean_std"]["3"]["reward"], fewshot["mean_std"]["3"]["of_trained"]
     assert f"| 3 | {reward[0]:.4f} ± {reward[1]:.4f} | {of_trained[0]:.1%} ± " in md
+    # The honest baseline given the same shots, in the same section.
+    lookup = fewshot["baselines"]["best_llm_per_user_task"]
+    section = md.split("Baselines given the same k decisions")[1]
+    row = next(ln for ln in section.splitlines() if ln.startswith("| best_llm_per_user_task | "))
+    assert row.endswith(f" {lookup['3']['reward'][0]:.4f} ({lookup['3']['of_oracle'][0]:.1%}) |")
     # The oracle is never dominated: it is on the all-users frontier.
     assert "Frontier, all users: " in md
     frontier_line = next(line for line in md.splitlines() if line.startswith("Frontier"))

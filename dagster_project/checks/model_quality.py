@@ -1,4 +1,5 @@
-"""Model quality: the GNN must beat the best-single-LLM-per-user baseline on validation."""
+"""Model quality: the GNN must beat the strongest honest baseline on validation
+(the best LLM per (user, task) by the user's estimated mean reward)."""
 
 import dagster as dg
 
@@ -10,8 +11,8 @@ __all__ = ["model_beats_baseline"]
 
 @dg.asset_check(asset=trained_model)
 def model_beats_baseline(trained_model: ModelRef) -> dg.AssetCheckResult:
-    """Validation reward (accuracy where users have no weight) above best_single_user's, fitted
-    on the same split. Not blocking: the version is recorded and written back either way (so
+    """Validation reward (accuracy where users have no weight) above best_llm_per_user_task's,
+    fitted on the same split. Not blocking: the version is recorded and written back either way (so
     it can be inspected); the failed check and the report say it is worse."""
     from gnn.pipeline import compare_with_baseline
 

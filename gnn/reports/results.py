@@ -205,6 +205,9 @@ def plot_fewshot(section: dict[str, Any], title: str, path: Path) -> None:
         mean = [section["mean_std"][k][metric][0] for k in shots]
         std = [section["mean_std"][k][metric][1] for k in shots]
         ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, label=f"reward {label}")
+    for name, by_k in section.get("baselines", {}).items():  # same shots, of their own oracle
+        mean = [by_k[k]["of_oracle"][0] for k in shots if k in by_k]
+        ax.plot(ks[: len(mean)], mean, ls=":", marker=".", label=f"{name} of oracle")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xticks(ks)
     ax.set_xlabel("k (onboarding shots)")
@@ -261,6 +264,22 @@ def _fewshot_table(section: dict[str, Any]) -> list[str]:
             f"| {k} | {_pm(m['reward'], '.4f')} | {_pm(m['of_trained'], '.1%')} | "
             f"{_pm(m['of_oracle'], '.1%')} | {_pm(m['accuracy'], '.4f')} |"
         )
+    baselines = section.get("baselines", {})
+    if baselines:
+        shots = sorted(section["mean_std"], key=int)
+        lines += [
+            "",
+            "Baselines given the same k decisions: reward (of oracle).",
+            "",
+            "| router | " + " | ".join(f"k={k}" for k in shots) + " |",
+            "|---|" + "---:|" * len(shots),
+        ]
+        for name, by_k in baselines.items():
+            cells = [
+                f"{by_k[k]['reward'][0]:.4f} ({by_k[k]['of_oracle'][0]:.1%})" if k in by_k else "–"
+                for k in shots
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 

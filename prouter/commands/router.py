@@ -117,7 +117,8 @@ SETTINGS = ("general", "new_user", "new_llm", "pairwise")
     "onboarded with k decisions), new_llm (a held-out LLM added with k outcomes), "
     "pairwise (votes: accuracy, log-loss, Brier by query and by user, and held-out users "
     "onboarded with k votes). auto: general where there are choices, pairwise where "
-    "there are votes. The few-shot settings need the gnn router.",
+    "there are votes. The few-shot settings need the gnn router; new_user also onboards "
+    "the *_outcomes and best_llm_* baselines among --routers with the same k decisions.",
 )
 @click.option(
     "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
@@ -152,18 +153,20 @@ def evaluate(
     every router is fitted on its training part, selected on validation and
     evaluated once on the test part. Prints mean ± std over seeds. The
     few-shot settings reuse each seed's fitted gnn as the "trained with them"
-    reference and report each k's reward as a fraction of it.
+    reference and report each k's reward as a fraction of it; new_user also
+    reports the predict-then-optimise baselines given the same k decisions.
 
     Example:
 
     \b
-        prouter evaluate --routers gnn,mlp,knn,best_single_user --seeds 0,1,2
+        prouter evaluate --routers gnn,logistic_outcomes,best_llm_per_user_task --seeds 0,1,2
         prouter evaluate --routers gnn --settings new_user,new_llm --shots 0,1,3,5,10
         prouter evaluate --settings pairwise --routers gnn,gnn_nonpersonal,bt,bt_user
     """
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
-    from gnn.fewshot import run_setting
+    from gnn.fewshot import new_user_baselines, run_setting
+    from gnn.routers.baselines import OUTCOME_BASELINES
 
     wanted = [s.replace("-", "_") for s in comma_list(settings_) or ["auto"]]
     bad = [s for s in wanted if s not in (*SETTINGS, "auto")]
@@ -197,7 +200,12 @@ def evaluate(
         pairs = f" pairwise accuracy {metrics.pairwise_accuracy:.4f}" if metrics.pairwise_n else ""
         click.echo(f"  seed {seed} {name:<22} test reward {metrics.reward:.4f}{pairs}", err=True)
 
+    # Each seed's fitted outcome baselines, to onboard new users with the gnn's shots.
+    outcome_routers: dict[int, dict] = {}
+
     def few_shot(name: str, seed: int, split, router) -> None:  # type: ignore[no-untyped-def]
+        if name in OUTCOME_BASELINES and "new_user" in fewshot:
+            outcome_routers.setdefault(seed, {})[name] = router
         if name != "gnn":
             return
         for setting, results in fewshot.items():
@@ -214,17 +222,25 @@ def evaluate(
                     llm_id=new_llm,
                 )
             )
+        splits[seed] = split
 
+    splits: dict[int, object] = {}
     gnn_config = {"epochs": epochs, "progress": True}  # bars on stderr, when it is a terminal
+    run_names = (
+        names if "general" in wanted else ["gnn", *(n for n in names if n in OUTCOME_BASELINES)]
+    )
     comparison = domain_errors(
         compare_routers,
         data,
-        names if "general" in wanted else ["gnn"],
+        run_names,
         seed_list,
         on_result=progress,
         on_fitted=few_shot if fewshot else None,
         configs={"gnn": gnn_config, "gnn_nonpersonal": gnn_config},
     )
+    if "new_user" in fewshot:  # one result per seed, in seed order
+        for seed, result in zip(seed_list, fewshot["new_user"], strict=True):
+            new_user_baselines(result, data, splits[seed], outcome_routers.get(seed, {}))
     _print_results(
         data, seed_list, comparison if "general" in wanted else None, fewshot, as_json, pairwise
     )
@@ -272,7 +288,7 @@ def _cost_note(data) -> str | None:  # type: ignore[no-untyped-def]
 
 
 def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=None) -> None:  # type: ignore[no-untyped-def]
-    from gnn.fewshot import summarise, table
+    from gnn.fewshot import summarise, summarise_baselines, table
 
     if as_json:
         out: dict[str, object] = {
@@ -297,6 +313,8 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=Non
                 "runs": [r.summary() for r in results],
                 "mean_std": summarise(results),
             }
+            if results and results[0].baselines:
+                out[setting]["baselines"] = summarise_baselines(results)
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(

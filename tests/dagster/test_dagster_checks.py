@@ -10,7 +10,7 @@ from dagster_test_support import WORKLOAD, check_metadata, checks, materialize, 
 from gnn.evaluate import evaluate
 from gnn.export import load_training_subgraph
 from gnn.pipeline import compare_with_baseline, read_checkpoint
-from gnn.routers.baselines import BestSingleUserRouter
+from gnn.routers.baselines import BestLLMPerUserTaskRouter
 from workloads.sources import read_synthetic
 
 UP_TO_EMBEDDINGS = ["interaction_sources", "graph_ingest", "simulated_users", "embeddings"]
@@ -75,11 +75,11 @@ def test_model_quality_fails_for_a_model_worse_than_the_baseline(ladybug, instan
     ref = result.output_for_node("trained_model")
     sub = load_training_subgraph(ref.export)
     baseline = evaluate(
-        BestSingleUserRouter(seed=0).fit(sub.data, sub.split), sub.data, sub.split, "val"
+        BestLLMPerUserTaskRouter(seed=0).fit(sub.data, sub.split), sub.data, sub.split, "val"
     )
     ckpt = read_checkpoint(ref)
     assert meta["metric"] == "reward"
-    assert meta["baseline"] == "best_single_user"
+    assert meta["baseline"] == "best_llm_per_user_task"
     assert meta["baseline_value"] == pytest.approx(baseline.reward)
     assert meta["model"] == pytest.approx(ckpt["metrics"]["val"]["reward"])
     assert meta["model"] < meta["baseline_value"]

@@ -23,7 +23,7 @@ from dagster_test_support import (
 from gnn.evaluate import evaluate, metrics_for_choices
 from gnn.export import load_training_subgraph
 from gnn.pipeline import read_checkpoint
-from gnn.routers.baselines import BestSingleUserRouter
+from gnn.routers.baselines import BestLLMPerUserTaskRouter
 from gnn.train import GNNRouter, TrainConfig
 
 
@@ -126,7 +126,9 @@ def test_full_materialisation_writes_back_what_the_gnn_computes(backend, instanc
     # Whether 20 epochs beat the baseline on 39 validation decisions may go either way;
     # the verdict must match the numbers, and the numbers must be the real ones.
     quality = check_metadata(evaluations["model_beats_baseline"])
-    baseline = evaluate(BestSingleUserRouter(seed=0).fit(data, sub.split), data, sub.split, "val")
+    baseline = evaluate(
+        BestLLMPerUserTaskRouter(seed=0).fit(data, sub.split), data, sub.split, "val"
+    )
     ours = evaluate(router, data, sub.split, "val").reward
     assert quality["baseline_value"] == pytest.approx(baseline.reward)
     assert quality["model"] == pytest.approx(ours)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from gateway_support import FakeUpstream, serving
-from gnn.service import train_and_record
 from test_route import TRAIN, StandInEmbedder, write_workload
 
+from gnn.pipeline import train_and_record
 from graphdb.store import GraphStore, open_store
 from prouter.gateway.app import Gateway, create_app
 from prouter.gateway.server import StoreAccess, build_gateway

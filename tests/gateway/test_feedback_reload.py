@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from gnn.service import train_and_record
 from test_http_api import call
 from test_route import TRAIN
 
 from gnn.data import load_routing_data
+from gnn.pipeline import train_and_record
 from prouter.gateway.app import query_id
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import openai
 import pytest
 from gateway_support import FakeUpstream, answer_text, serving
-from gnn.service import train_and_record
 from test_http_api import call
 from test_route import TRAIN, write_workload
 
+from gnn.pipeline import train_and_record
 from gnn.serving import RoutingService
 from graphdb.store import open_store
 from prouter.gateway.app import query_id

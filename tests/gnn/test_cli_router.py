@@ -114,13 +114,17 @@ def test_evaluate_reports_the_few_shot_settings(tmp_path):
     result = CliRunner().invoke(cli, [*args, "--settings", "new_user,new_llm", "--shots", "0,3"])
     assert result.exit_code == 0, result.output
     assert "new_user: held out" in result.output and "new_llm: held out" in result.output
+    with_baseline = [*args, "--routers", "gnn,best_llm_per_user_task", "--settings", "new_user"]
     as_json = json.loads(
-        CliRunner()
-        .invoke(cli, [*args, "--settings", "new_user", "--shots", "0,3", "--json"])
-        .stdout
+        CliRunner().invoke(cli, [*with_baseline, "--shots", "0,3", "--json"]).stdout
     )
     assert "routers" not in as_json  # general not asked for
     assert set(as_json["new_user"]["mean_std"]) == {"0", "3"}
     assert as_json["new_user"]["runs"][0]["n"] > 0
-    bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp"])
+    # The honest baseline given the same shots, next to the gnn's curve.
+    lookup = as_json["new_user"]["baselines"]["best_llm_per_user_task"]
+    assert set(lookup) == {"0", "3"} and 0 < lookup["3"]["of_oracle"][0] <= 1 + 1e-9
+    run = as_json["new_user"]["runs"][0]["baselines"]["best_llm_per_user_task"]
+    assert run["shots"]["3"]["reward"] == pytest.approx(lookup["3"]["reward"][0])
+    bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp_imitate"])
     assert bad.exit_code == 2 and "need the gnn router" in bad.output

@@ -12,8 +12,12 @@ from gnn.fewshot import (
     held_out_users,
     most_chosen_llm,
     new_llm_evaluation,
+    new_user_baselines,
     new_user_evaluation,
+    summarise_baselines,
+    table,
 )
+from gnn.routers.baselines import BestLLMPerUserTaskRouter, KNNOutcomesRouter
 from gnn.train import GNNRouter
 
 FAST = {"epochs": 60, "patience": 20, "hidden": 32}
@@ -48,6 +52,45 @@ def test_new_users_start_from_the_prior_and_learn_from_their_shots(
         )
     )
     assert all(np.isfinite(result.reward_fraction(k)) for k in (0, 1, 10))
+
+
+def test_baselines_onboard_new_users_with_the_same_shots(reference, routing_data, routing_split):
+    """One logged reward fixes a cost-efficiency user's weight, so an outcome baseline
+    given one decision routes exactly like itself trained with every user."""
+    data = routing_data
+    users = held_out_users(data, seed=0)
+    result = new_user_evaluation(data, routing_split, reference, users, shots=(0, 1, 3))
+    assert [len(result.shot_decisions[k]) for k in (0, 1, 3)] == [0, len(users), 3 * len(users)]
+    assert np.isin(data.dec_user[result.shot_decisions[3]], users).all()
+    routers = {
+        cls.name: cls(seed=0).fit(data, routing_split)
+        for cls in (BestLLMPerUserTaskRouter, KNNOutcomesRouter)
+    }
+    new_user_baselines(result, data, routing_split, routers)
+    for name, router in routers.items():
+        trained = router.route(data, data.dec_user[result.idx], data.dec_query[result.idx])
+        ref = result.baseline_reference[name]
+        assert ref.reward == pytest.approx(
+            np.mean(
+                data.reward(data.dec_user[result.idx], data.dec_query[result.idx])[
+                    np.arange(len(result.idx)), trained
+                ]
+            )
+        )
+        assert result.baseline_fraction(name, 1) == pytest.approx(1.0, abs=1e-9)
+        assert result.baselines[name][0] != ref  # at k = 0 they have the prior's weight
+        # The routers themselves keep their trained weights.
+        np.testing.assert_allclose(router.weights_.of(users), data.user_alpha[users], atol=0.05)
+    summary = result.summary()["baselines"]
+    assert summary["knn_outcomes"]["shots"][1]["of_trained"] == pytest.approx(1.0)
+    means = summarise_baselines([result, result])
+    assert means["best_llm_per_user_task"][3]["of_trained"] == pytest.approx((1.0, 0.0))
+    assert "best_llm_per_user_task" in table([result])
+    from gnn.fewshot import FewShotResult
+
+    again = FewShotResult.from_plain(result.to_plain())
+    assert again.baselines["knn_outcomes"][3] == result.baselines["knn_outcomes"][3]
+    np.testing.assert_array_equal(again.shot_decisions[3], result.shot_decisions[3])
 
 
 def test_a_new_llm_is_routed_to_after_a_few_outcomes(reference, routing_data, routing_split):

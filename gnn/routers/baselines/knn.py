@@ -14,7 +14,7 @@ import numpy as np
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router, training_decisions
 
-__all__ = ["KNNRouter"]
+__all__ = ["KNNImitateRouter"]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -38,10 +38,10 @@ def _top_k_votes(
     return np.einsum("bk,bkl->bl", weight, votes_of[top])
 
 
-class KNNRouter(Router):
+class KNNImitateRouter(Router):
     """Similarity-weighted vote of the user's choices on the k nearest training queries."""
 
-    name = "knn"
+    name = "knn_imitate"
     # A tiny floor so neighbours with non-positive similarity still count a little.
     _MIN_WEIGHT = 1e-6
 

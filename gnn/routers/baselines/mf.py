@@ -17,7 +17,7 @@ from torch import nn
 from gnn.data import RoutingData
 from gnn.routers.baselines.mlp import NeuralRouter
 
-__all__ = ["MatrixFactorizationRouter"]
+__all__ = ["MFImitateRouter"]
 
 
 class _MF(nn.Module):
@@ -34,10 +34,10 @@ class _MF(nn.Module):
         return (self.user(user) * self.proj(emb)) @ self.llm.weight.T + self.bias
 
 
-class MatrixFactorizationRouter(NeuralRouter):
+class MFImitateRouter(NeuralRouter):
     """Bilinear user-gated query x LLM factor model (the task index is not used)."""
 
-    name = "mf"
+    name = "mf_imitate"
 
     def __init__(
         self, seed: int = 0, *, rank: int = 32, lr: float = 1e-2, **train_config: Any

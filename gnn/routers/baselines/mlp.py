@@ -22,7 +22,7 @@ from torch import nn
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router, training_decisions
 
-__all__ = ["MLPRouter", "NeuralRouter"]
+__all__ = ["MLPImitateRouter", "NeuralRouter"]
 
 
 class NeuralRouter(Router):
@@ -197,10 +197,10 @@ class _MLP(nn.Module):
         return self.net(torch.cat([emb, self.user(user), task_1h], dim=1))
 
 
-class MLPRouter(NeuralRouter):
+class MLPImitateRouter(NeuralRouter):
     """MLP over [query embedding, learned user embedding, task one-hot] -> one logit per LLM."""
 
-    name = "mlp"
+    name = "mlp_imitate"
 
     def __init__(
         self,

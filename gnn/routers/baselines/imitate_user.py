@@ -12,7 +12,7 @@ import numpy as np
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router, training_decisions
 
-__all__ = ["BestSingleUserRouter", "BestSingleUserTaskRouter"]
+__all__ = ["ImitateUserRouter", "ImitateUserTaskRouter"]
 
 
 def _nest(counts: np.ndarray, tie_break: np.ndarray, bound: np.ndarray | float) -> np.ndarray:
@@ -43,19 +43,19 @@ class _ChoiceCounts(Router):
         return _nest(counts, share[None, :], 1.0)
 
 
-class BestSingleUserRouter(_ChoiceCounts):
+class ImitateUserRouter(_ChoiceCounts):
     """Per user, the LLM they chose most on training queries; else the global favourite."""
 
-    name = "best_single_user"
+    name = "imitate_user"
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         return self._user_level(np.asarray(users, dtype=np.int64))
 
 
-class BestSingleUserTaskRouter(_ChoiceCounts):
+class ImitateUserTaskRouter(_ChoiceCounts):
     """Per (user, task) favourite; falls back to the per-user, then the global favourite."""
 
-    name = "best_single_user_task"
+    name = "imitate_user_task"
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
