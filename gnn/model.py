@@ -5,8 +5,13 @@ Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
 1. **Queries**: ``h_q = MLP([W q, task embedding])``.
 2. **LLMs**: ``h_l = MLP(description embedding)``.
 3. **Outcome heads** predict performance ``p(q, l)`` and normalised cost
-   ``c(q, l)`` as the neighbours' estimate (``w_p logit n_p``, ``w_c n_c``)
-   plus an MLP correction from ``[h_q, h_l, n(q, l)]``, where ``n(q, l)`` are the messages
+   ``c(q, l)`` as a residual on the per-(task, LLM) prior ``m(q, l)`` (the
+   empirical-Bayes mean of the LLM's training outcomes on the query's task,
+   ``gnn.priors.task_llm_prior``): ``logit p = w_m logit m_p + w_p logit n_p +
+   MLP(...)`` and ``c = w_m' m_c + w_c n_c + MLP(...)``, the MLP correction read from
+   ``[h_q, h_l, n(q, l), m(q, l)]``. The corrections start at 0 and the neighbours'
+   weights at 0, so an untrained network routes like the per-(task, LLM) lookup.
+   ``n(q, l)`` are the messages
    from the query's most similar *training* queries that LLM l answered (their
    similarity-weighted mean [performance, normalised cost] and mean
    similarity; ``gnn.graph.neighbour_outcomes``). A query never hears its own
@@ -39,7 +44,10 @@ Message passing, in order (all aggregations are means; see ``gnn/graph.py``):
    about a_u: with 0/1 scores, every user who values a correct answer above
    its cost difference picks the cheapest correct LLM, whatever the weight;
    the rewards tell those users apart. Routing a new query uses the predicted
-   outcomes ``p, c`` and picks the highest expected utility. With
+   outcomes ``p, c`` and picks the highest expected utility, with ``a_u``
+   replaced by the weight the user's logged rewards imply where there are any
+   (``weight`` of :meth:`PersonalizedRouterGNN.utility`; ``gnn.priors.implied_weights``:
+   for noise-free rewards it is exact, where the learned weight is an estimate). With
    ``personalized=False`` ``h_u`` is always 0: the same network without users
    (GraphRouter-style, equal capacity).
 
@@ -54,6 +62,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.utils import scatter
 
+from gnn.priors import PRIOR_FEATURES
 from prcore.utility import utility
 
 __all__ = ["NEIGHBOUR_FEATURES", "PersonalizedRouterGNN"]
@@ -106,11 +115,13 @@ class PersonalizedRouterGNN(nn.Module):
         self.task_emb = nn.Embedding(num_tasks, hidden)
         self.query_out = _mlp(2 * hidden, hidden, hidden, dropout)
         self.llm_enc = _mlp(llm_dim, hidden, hidden, dropout)
-        self.perf_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
-        self.cost_head = _mlp(2 * hidden + NEIGHBOUR_FEATURES, hidden, 1, dropout)
+        pair_dim = 2 * hidden + NEIGHBOUR_FEATURES + PRIOR_FEATURES
+        self.perf_head = _mlp(pair_dim, hidden, 1, dropout)
+        self.cost_head = _mlp(pair_dim, hidden, 1, dropout)
         self.decision_msg = _mlp(2 * hidden + 8, hidden, hidden, dropout)
         self.pref = nn.Linear(hidden, 1)
-        self.prior_weight = nn.Parameter(torch.ones(2))
+        # [neighbours' performance, neighbours' cost, prior performance, prior cost]
+        self.prior_weight = nn.Parameter(torch.ones(4))
         self.log_beta = nn.Parameter(torch.zeros(1))
         self.reset_parameters()
 
@@ -118,7 +129,11 @@ class PersonalizedRouterGNN(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Embedding):
                 module.reset_parameters()
-        nn.init.ones_(self.prior_weight)
+        with torch.no_grad():
+            self.prior_weight.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0]))
+            for head in (self.perf_head, self.cost_head):  # start as the prior
+                head[-1].weight.zero_()
+                head[-1].bias.zero_()
         nn.init.constant_(self.log_beta, 2.0)  # beta = e^2; choices are near-deterministic
 
     def __repr__(self) -> str:
@@ -135,20 +150,23 @@ class PersonalizedRouterGNN(nn.Module):
     def encode_llms(self, x: Tensor) -> Tensor:
         return self.llm_enc(x)
 
-    def outcomes(self, h_q: Tensor, h_l: Tensor, neighbours: Tensor) -> tuple[Tensor, Tensor]:
-        """Predicted performance logits and normalised cost, each (N, L)."""
+    def outcomes(
+        self, h_q: Tensor, h_l: Tensor, neighbours: Tensor, prior: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Predicted performance logits and normalised cost, each (N, L), from the
+        neighbour messages and the per-(task, LLM) prior, each (N, L, 3)."""
         n, m = h_q.size(0), h_l.size(0)
         pair = torch.cat(
-            [h_q[:, None, :].expand(n, m, -1), h_l[None, :, :].expand(n, m, -1), neighbours], -1
+            [h_q[:, None, :].expand(n, m, -1), h_l[None, :, :].expand(n, m, -1), neighbours, prior],
+            -1,
         )
-        # The heads correct the neighbours' estimate where there is one (similarity > 0).
-        heard = (neighbours[..., 2] > 0).to(h_q.dtype)
-        prior_perf = torch.logit(neighbours[..., 0].clamp(0.02, 0.98)) * heard
-        prior_cost = neighbours[..., 1] * heard
-        return (
-            self.perf_head(pair).squeeze(-1) + self.prior_weight[0] * prior_perf,
-            self.cost_head(pair).squeeze(-1) + self.prior_weight[1] * prior_cost,
-        )
+        heard = (neighbours[..., 2] > 0).to(h_q.dtype)  # the neighbours' estimate, where any
+        w = self.prior_weight
+        perf = w[0] * torch.logit(neighbours[..., 0].clamp(0.02, 0.98)) * heard + w[
+            2
+        ] * torch.logit(prior[..., 0].clamp(0.02, 0.98))
+        cost = w[1] * neighbours[..., 1] * heard + w[3] * prior[..., 1]
+        return self.perf_head(pair).squeeze(-1) + perf, self.cost_head(pair).squeeze(-1) + cost
 
     def decision_messages(
         self,
@@ -214,10 +232,16 @@ class PersonalizedRouterGNN(nn.Module):
             h_u = torch.zeros_like(h_u)
         return torch.sigmoid(self.pref(h_u))
 
-    def utility(self, h_u: Tensor, perf: Tensor, cost: Tensor) -> Tensor:
+    def utility(
+        self, h_u: Tensor, perf: Tensor, cost: Tensor, weight: Tensor | None = None
+    ) -> Tensor:
         """(B, L) utilities for B user states, given each row's performance (as a
-        probability or observed score) and normalised cost per LLM."""
+        probability or observed score) and normalised cost per LLM. ``weight`` (B, 1),
+        where not NaN, replaces the learned weight (a user's weight measured from their
+        logged rewards)."""
         a = self.preference(h_u)
+        if weight is not None:
+            a = torch.where(weight.isnan(), a, weight)
         return utility(a, perf, cost)
 
     @property

@@ -9,9 +9,18 @@ LLM is fitted to it (squared error, ``reward_weight``). Candidates with the
 same observed performance and a cost no lower count as the choice too (cost
 breaks performance ties, as real and simulated users do). Auxiliary losses
 fit the outcome heads to the training queries' performance and normalised
-cost (costs are normalised with training-query ranges only). Early stopping
-and checkpoint selection use validation queries only (the same decision loss
-on them); the test split is never touched here.
+cost (costs are normalised with training-query ranges only). Where outcomes were
+logged only for the LLMs users chose, the performance prior is the
+latent-difficulty estimate (``gnn.priors.latent_difficulty_prior``) and the
+performance head is not fitted to the logged outcomes (a biased sample: it
+keeps the prior); what a choice implies about the others
+(``gnn.priors.choice_bounds``: with 0/1 scores, a candidate the user passed over
+for a dearer one failed) adds failure targets. Early stopping and checkpoint
+selection use validation queries only (the decision loss plus the outcome
+heads' loss on them); the test split is never touched here.
+
+Routing uses each user's weight measured from their logged rewards
+(``gnn.priors.implied_weights``) where there is one, else the learned one.
 
 New LLMs: the outcome heads read each LLM's outcomes on similar training
 queries (``gnn.graph.neighbour_outcomes``) and its description, never its
@@ -37,6 +46,7 @@ from tqdm import tqdm
 from gnn.data import RoutingData, Split
 from gnn.graph import neighbour_outcomes, reference_outcomes
 from gnn.model import PersonalizedRouterGNN
+from gnn.priors import choice_bounds, implied_weights, latent_difficulty_prior, task_llm_prior
 from gnn.routers.base import Router
 from prcore.utility import normalise_cost
 
@@ -54,7 +64,7 @@ class TrainConfig:
     lr: float = 1e-2
     weight_decay: float = 1e-4
     epochs: int = 600
-    patience: int = 100
+    patience: int = 50
     neighbours: int = 10
     aux_weight: float = 1.0
     # Weight of the squared error between the utility of a chosen LLM (from the outcomes the
@@ -152,18 +162,20 @@ class GNNRouter(Router):
         self._ref_perf, self._ref_cost = reference_outcomes(data, split.train, cost_norm)
         self._q_x = torch.tensor(data.query_emb, dtype=torch.float32, device=dev)
         self._q_task = torch.from_numpy(task).to(dev)
+        self._set_prior()
         self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
         self._neigh = self._all_neighbours()
         self._available = torch.from_numpy(data.candidates()).to(dev)
         self._num_users = len(data.user_ids)
         seen = ~split.test if seen is None else seen
-        self._seen_perf, self._seen_cost = self._observed(data, seen, cost_norm)
+        self._seen_perf, self._seen_cost, self._seen_known = self._observed(data, seen, cost_norm)
         if decisions is None:
             decisions = np.flatnonzero(split.train[data.dec_query])
         if pairs is None:
             pairs = np.flatnonzero(split.train[data.pref_query])
         self._states: torch.Tensor | None = None  # see _cached_states
         *self._dec, self._cand = self._decisions(data, decisions, pairs)
+        self._add_failures()
         self.model = PersonalizedRouterGNN(
             data.query_emb.shape[1],
             data.llm_emb.shape[1],
@@ -216,19 +228,104 @@ class GNNRouter(Router):
     def _all_neighbours(self) -> torch.Tensor:
         return self._neighbours(self._query_emb, np.arange(len(self._query_emb)))
 
+    def _set_prior(self) -> None:
+        """The per-(task, LLM) outcome prior of the training outcomes known now: their
+        means, or where some of a task's training queries lack an LLM's outcome (logs
+        hold only what was chosen), the latent-difficulty estimate of
+        ``gnn.priors.latent_difficulty_prior`` (for every query of the task)."""
+        task = self._q_task.cpu().numpy()
+        per_query, per_task = task_llm_prior(
+            self._ref_perf, self._ref_cost, task, len(self.task_ids)
+        )
+        known = ~np.isnan(self._ref_perf)
+        rows = known.any(1)
+        onehot = np.eye(len(self.task_ids), dtype=bool)[task[rows]]  # (R, T)
+        missing = (onehot.T.astype(float) @ ~known[rows]) > 0  # (T, L)
+        incomplete = missing & (per_task[..., 2] > 0)
+        self._incomplete = bool(incomplete.any())
+        if incomplete.any():
+            fitted = latent_difficulty_prior(self._ref_perf, task, len(self.task_ids))
+            per_task[..., 0] = np.where(incomplete, fitted, per_task[..., 0])
+            per_query[..., 0] = np.where(incomplete[task], fitted[task], per_query[..., 0])
+        self._task_prior = per_task
+        self._prior = torch.from_numpy(per_query).to(self.device)
+
+    def _logged_weights(self) -> torch.Tensor:
+        """(U, 1) each user's weight measured from the rewards logged with the decisions
+        the router knows (the mean over them of ``(r + C) / (P + C)``); NaN for users
+        without a logged reward on an outcome the router may see, and for every user of a
+        router without users."""
+        if not self.personalized:
+            return torch.full((self._num_users, 1), torch.nan, device=self.device)
+        cached = getattr(self, "_weights_of", None)
+        if cached is not None and cached[0] is self._dec:
+            return cached[1]
+        du, dq, dl, dr = (t.cpu().numpy() for t in self._dec)
+        known = self._seen_known[dq, dl].cpu().numpy()
+        perf = np.where(known, self._seen_perf[dq, dl].cpu().numpy(), np.nan)
+        cost = np.where(known, self._seen_cost[dq, dl].cpu().numpy(), np.nan)
+        total, count = implied_weights(du, perf, cost, dr.astype(float), self._num_users)
+        weight = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        logged = torch.tensor(weight[:, None], dtype=torch.float32, device=self.device)
+        self._weights_of = (self._dec, logged)  # until decisions are added (onboard)
+        return logged
+
+    def _failures(
+        self, users: np.ndarray, queries: np.ndarray, llms: np.ndarray, perf: np.ndarray, cost
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query, LLM) pairs whose outcome was not logged (NaN in ``perf``, (Q, L)) but a
+        user's choice there shows was a failure (``gnn.priors.choice_bounds``, with the
+        choosing user's logged weight, the chosen LLM's logged outcome and the others'
+        costs where logged, else their prior): with 0/1 scores, a bound below 1 (0.95,
+        for the estimated costs); with graded scores, a bound at or below 0. Only LLMs
+        with training outcomes on the query's task count as candidates."""
+        known = ~np.isnan(perf)
+        none = np.zeros(0, dtype=np.int64)
+        weight = self._logged_weights()[:, 0].cpu().numpy()[users]
+        ok = known[queries, llms] & ~np.isnan(weight)
+        if not ok.any() or known.all():
+            return none, none
+        dq, dl, weight = queries[ok], llms[ok], weight[ok]
+        prior = self._prior.cpu().numpy()
+        candidate_cost = np.where(known[dq], cost[dq], prior[dq, :, 1])
+        bound = choice_bounds(weight, perf[dq, dl], cost[dq, dl], candidate_cost)
+        limit = 0.95 if np.isin(perf[known], (0.0, 1.0)).all() else 0.0
+        rows, cols = np.nonzero((bound < limit) & ~known[dq] & (prior[dq, :, 2] > 0))
+        if len(rows) == 0:
+            return none, none
+        pairs = np.unique(np.stack([dq[rows], cols], 1), axis=0)
+        return pairs[:, 0], pairs[:, 1]
+
+    def _add_failures(self) -> None:
+        """Training outcomes nobody logged that the training decisions show were failures
+        join the reference outcomes (score 0, the prior's cost; ``self._inferred``), so
+        the prior, the neighbours' messages and the training targets know them."""
+        self._inferred = np.zeros(self._ref_perf.shape, dtype=bool)
+        du, dq, dl, _ = (t.cpu().numpy() for t in self._dec)
+        q, m = self._failures(du, dq, dl, self._ref_perf, self._ref_cost)
+        if len(q) == 0:
+            return
+        self._inferred[q, m] = True
+        self._ref_perf[q, m] = 0.0
+        self._ref_cost[q, m] = self._prior.cpu().numpy()[q, m, 1]
+        self._set_prior()
+        self._neigh = self._all_neighbours()
+
     # -- fitting ----------------------------------------------------------------
     def _fit(self, data: RoutingData, split: Split) -> None:
         cfg = self.train_config
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self._prepare(data, split)
-        dev = self.device
         du, dq, dl, dr = self._dec
         cand = self._cand
-        o_q, o_l = np.nonzero(~np.isnan(self._ref_perf))
-        oq, ol = torch.from_numpy(o_q).to(dev), torch.from_numpy(o_l).to(dev)
-        o_perf = torch.tensor(self._ref_perf[o_q, o_l], dtype=torch.float32, device=dev)
-        o_cost = torch.tensor(self._ref_cost[o_q, o_l], dtype=torch.float32, device=dev)
+        pq, pl, o_perf, oq, ol, o_cost = self._outcome_targets(
+            self._ref_perf, self._ref_cost, self._inferred
+        )
+        v_out = self._val_outcomes(data, split)
+        # Logged outcomes that are a biased sample (only what was chosen) would teach the
+        # performance head their bias back: it then keeps the latent-difficulty prior.
+        perf_weight = 0.0 if self._incomplete else 1.0
         tied = self._tied_with_choice(dq, dl, cand, self._seen_perf, self._seen_cost)
         val = self._decisions(
             data,
@@ -248,12 +345,11 @@ class GNNRouter(Router):
             self.model.train()
             neigh = self._few_shot_neighbours(rng) if rng.random() < cfg.new_llm_rate else None
             h_q, h_l, perf, cost = self._encode(neigh)
-            aux = (
-                F.binary_cross_entropy_with_logits(perf[oq, ol], o_perf)
-                + F.mse_loss(cost[oq, ol], o_cost)
-                if len(o_q)
-                else perf.sum() * 0.0  # preference-only graph: no outcome to fit
-            )
+            aux = perf.sum() * 0.0  # a preference-only graph has no outcome to fit
+            if len(pq):
+                aux = aux + perf_weight * F.binary_cross_entropy_with_logits(perf[pq, pl], o_perf)
+            if len(oq):
+                aux = aux + F.mse_loss(cost[oq, ol], o_cost)
             seen_p, seen_c = self._filled(perf, cost)
             msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, cand, dq, dl, dr)
             total, count = self.model.user_states(msgs, du, self._num_users)
@@ -268,13 +364,14 @@ class GNNRouter(Router):
             loss.backward()
             optim.step()
 
-            val_acc, val_loss = self._validate(*val)
+            val_acc, val_loss, val_outcome = self._validate(*val, outcomes=v_out)
             self.history.append(
                 {
                     "epoch": epoch,
                     "loss": loss.item(),
                     "val_accuracy": val_acc,
                     "val_loss": val_loss,
+                    "val_outcome_loss": val_outcome,
                     "seconds": time.perf_counter() - started,
                 }
             )
@@ -291,6 +388,38 @@ class GNNRouter(Router):
         self._states = None
         self.best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
         log.info("%s: best validation loss %.4f", self.name, -best_key[0])
+
+    def _outcome_targets(
+        self, perf: np.ndarray, cost: np.ndarray, inferred: np.ndarray
+    ) -> tuple[torch.Tensor, ...]:
+        """(query, LLM, score) of the known outcomes in ``perf`` (Q, L; NaN: unknown) and
+        (query, LLM, normalised cost) of those not ``inferred`` from choices."""
+        dev = self.device
+        p_q, p_l = np.nonzero(~np.isnan(perf))
+        c_q, c_l = np.nonzero(~np.isnan(perf) & ~inferred)
+        return (
+            torch.from_numpy(p_q).to(dev),
+            torch.from_numpy(p_l).to(dev),
+            torch.tensor(perf[p_q, p_l], dtype=torch.float32, device=dev),
+            torch.from_numpy(c_q).to(dev),
+            torch.from_numpy(c_l).to(dev),
+            torch.tensor(cost[c_q, c_l], dtype=torch.float32, device=dev),
+        )
+
+    def _val_outcomes(self, data: RoutingData, split: Split) -> tuple[torch.Tensor, ...]:
+        """The validation outcomes as :meth:`_outcome_targets`, with the failures the
+        validation decisions show (judged with the weights of the training decisions)."""
+        known = split.val[:, None] & ~np.isnan(data.performance)
+        perf = np.where(known, data.performance, np.nan)
+        cost = np.where(known, np.nan_to_num(data.cost_norm(split.train), nan=0.0), np.nan)
+        dec = np.flatnonzero(split.val[data.dec_query])
+        q, m = self._failures(
+            data.dec_user[dec], data.dec_query[dec], data.dec_llm[dec], perf, cost
+        )
+        inferred = np.zeros(perf.shape, dtype=bool)
+        inferred[q, m] = True
+        perf[q, m] = 0.0
+        return self._outcome_targets(perf, cost, inferred)
 
     def _decision_loss(self, h_u, queries, llms, rewards, cand, tied, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """Choice likelihood plus the logged rewards' squared error, both given the
@@ -333,7 +462,8 @@ class GNNRouter(Router):
     def _encode(self, neigh: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         h_q = self.model.encode_queries(self._q_x, self._q_task)
         h_l = self.model.encode_llms(self._l_x)
-        perf, cost = self.model.outcomes(h_q, h_l, self._neigh if neigh is None else neigh)
+        neigh = self._neigh if neigh is None else neigh
+        perf, cost = self.model.outcomes(h_q, h_l, neigh, self._prior)
         return h_q, h_l, perf, cost
 
     def _user_state(self, h_q, h_l):  # type: ignore[no-untyped-def]
@@ -351,9 +481,10 @@ class GNNRouter(Router):
             self._states = self._user_state(h_q, h_l)
         return self._states
 
-    def _route_utility(self, h_u, perf, cost):  # type: ignore[no-untyped-def]
-        """Expected utility on queries with unknown outcomes: the predicted ones."""
-        return self.model.utility(h_u, torch.sigmoid(perf), cost)
+    def _route_utility(self, h_u, perf, cost, weight=None):  # type: ignore[no-untyped-def]
+        """Expected utility on queries with unknown outcomes: the predicted ones; ``weight``
+        (B, 1) the users' weights measured from logged rewards (NaN: the learned one)."""
+        return self.model.utility(h_u, torch.sigmoid(perf), cost, weight)
 
     def _tied_with_choice(self, queries, llms, cand, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """(E, L) candidates as good as the choice: the same observed performance and a
@@ -361,50 +492,62 @@ class GNNRouter(Router):
         p, c = perf[queries], cost[queries]
         chosen_p = p.gather(1, llms[:, None])
         chosen_c = c.gather(1, llms[:, None])
-        known = self._known[queries]
+        known = self._seen_known[queries]
         tied = (p == chosen_p) & (c >= chosen_c) & cand & known & known.gather(1, llms[:, None])
         return tied.scatter(1, llms[:, None], True)
 
     def _observed(
         self, data: RoutingData, mask: np.ndarray, cost_norm: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Observed performance and normalised cost of the queries in ``mask`` (else 0)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Observed performance and normalised cost of the queries in ``mask`` (else 0),
+        and where they are observed."""
         seen = mask[:, None] & ~np.isnan(data.performance)
-        self._known = torch.from_numpy(seen).to(self.device)
         perf = np.where(seen, data.performance, 0.0)
         cost = np.where(seen, cost_norm, 0.0)
         return (
             torch.tensor(perf, dtype=torch.float32, device=self.device),
             torch.tensor(cost, dtype=torch.float32, device=self.device),
+            torch.from_numpy(seen).to(self.device),
         )
 
     def _filled(self, perf: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The outcomes users saw, and where none was logged (votes without outcomes:
         preference-only graphs) the predicted ones, so votes there train the heads."""
         return (
-            torch.where(self._known, self._seen_perf, torch.sigmoid(perf)),
-            torch.where(self._known, self._seen_cost, cost),
+            torch.where(self._seen_known, self._seen_perf, torch.sigmoid(perf)),
+            torch.where(self._seen_known, self._seen_cost, cost),
         )
 
     @torch.no_grad()
-    def _validate(self, v_u, v_q, v_l, v_r, v_c) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-        """Validation routing accuracy, and the validation loss that selects checkpoints.
+    def _validate(self, v_u, v_q, v_l, v_r, v_c, *, outcomes) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+        """Validation routing accuracy, the validation loss that selects checkpoints, and
+        its outcome part.
 
         The loss is the decision loss (choice likelihood and logged rewards' error)
-        on held-out queries given the outcomes the users saw there. (Adding the
-        outcome heads' error selected early epochs, before user preferences were
-        learned.) Accuracy is reported, not selected on: agreeing with realised
+        on held-out queries given the outcomes the users saw there, plus the outcome
+        heads' loss on the held-out outcomes (what routing by expected utility
+        rests on). Accuracy is reported, not selected on: agreeing with realised
         choices favours cheap LLMs over the best expected reward.
         """
-        if len(v_u) == 0:
-            return 0.0, 0.0
         self.model.eval()
         h_q, h_l, perf, cost = self._encode()
+        p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
+        outcome = 0.0
+        if len(p_q):
+            outcome = float(
+                F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
+                + F.mse_loss(cost[c_q, c_l], o_cost)
+            )
+        if len(v_u) == 0:
+            return 0.0, outcome, outcome
         h_u = self._user_state(h_q, h_l)
-        routed = self._route_utility(h_u[v_u], perf[v_q], cost[v_q]).masked_fill(~v_c, -1e9)
+        weight = self._logged_weights()[v_u]
+        routed = self._route_utility(h_u[v_u], perf[v_q], cost[v_q], weight)
+        routed = routed.masked_fill(~v_c, -1e9)
         tied = self._tied_with_choice(v_q, v_l, v_c, self._seen_perf, self._seen_cost)
-        loss = self._decision_loss(h_u[v_u], v_q, v_l, v_r, v_c, tied, *self._filled(perf, cost))
-        return float((routed.argmax(1) == v_l).float().mean()), float(loss)
+        filled = self._filled(perf, cost)
+        loss = float(self._decision_loss(h_u[v_u], v_q, v_l, v_r, v_c, tied, *filled)) + outcome
+        return float((routed.argmax(1) == v_l).float().mean()), loss, outcome
 
     @torch.no_grad()
     def preferences(self) -> np.ndarray:
@@ -412,7 +555,12 @@ class GNNRouter(Router):
         decisions the router knows (the population prior for users without any)."""
         self.model.eval()
         states = self._cached_states(self.model.encode_llms(self._l_x))
-        return self.model.preference(states)[:, 0].cpu().numpy()
+        learned = self.model.preference(states)
+        return (
+            torch.where(self._logged_weights().isnan(), learned, self._logged_weights())[:, 0]
+            .cpu()
+            .numpy()
+        )
 
     @torch.no_grad()
     def prior_preference(self) -> float:
@@ -478,6 +626,7 @@ class GNNRouter(Router):
         self._ref_cost[queries, llm] = normalise_cost(
             data.cost[queries][:, [llm]], self._q_task.cpu().numpy()[queries], self._task_cost_range
         )[:, 0]
+        self._set_prior()
         self._l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=self.device)
         self._available = torch.from_numpy(data.candidates()).to(self.device)
         self._neigh = self._all_neighbours()
@@ -489,12 +638,13 @@ class GNNRouter(Router):
         self.model.eval()
         h_q, h_l, perf, cost = self._encode()
         h_u = self._user_state(h_q, h_l)
+        weight = self._logged_weights()
         u = torch.as_tensor(users, device=self.device)
         q = torch.as_tensor(queries, device=self.device)
         out = []
         for start in range(0, len(u), 8192):
             s = slice(start, start + 8192)
-            out.append(self._route_utility(h_u[u[s]], perf[q[s]], cost[q[s]]))
+            out.append(self._route_utility(h_u[u[s]], perf[q[s]], cost[q[s]], weight[u[s]]))
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, data.num_llms))
 
     @torch.no_grad()
@@ -516,7 +666,8 @@ class GNNRouter(Router):
         h_u = self._user_state(h_q, h_l)
         dev = self.device
         u, q, f, s = (torch.as_tensor(x, device=dev) for x in (users, queries, first, second))
-        a = self.model.preference(h_u[u])[:, 0]
+        logged = self._logged_weights()[u]
+        a = torch.where(logged.isnan(), self.model.preference(h_u[u]), logged)[:, 0]
         p_f, p_s = torch.sigmoid(perf[q, f]), torch.sigmoid(perf[q, s])
         cost_gap = (1 - a) * (cost[q, f] - cost[q, s])
         prob = torch.zeros_like(a)
@@ -547,13 +698,14 @@ class GNNRouter(Router):
         x = torch.tensor(np.asarray(query_emb), dtype=torch.float32, device=self.device)
         h_q = self.model.encode_queries(x, task)
         h_l = self.model.encode_llms(self._l_x)
-        perf, cost = self.model.outcomes(h_q, h_l, self._neighbours(np.asarray(query_emb)))
+        prior = torch.from_numpy(self._task_prior[task.cpu().numpy()]).to(self.device)
+        perf, cost = self.model.outcomes(h_q, h_l, self._neighbours(np.asarray(query_emb)), prior)
         states = self._cached_states(h_l)
         users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.device)
-        h_u = torch.where(
-            (users_t >= 0)[:, None], states[users_t.clamp(min=0)], torch.zeros_like(h_q)
-        )
-        utility = self._route_utility(h_u, perf, cost).cpu().numpy()
+        known = (users_t >= 0)[:, None]
+        h_u = torch.where(known, states[users_t.clamp(min=0)], torch.zeros_like(h_q))
+        weight = torch.where(known, self._logged_weights()[users_t.clamp(min=0)], torch.nan)
+        utility = self._route_utility(h_u, perf, cost, weight).cpu().numpy()
         lo, hi = self._task_cost_range[task.cpu().numpy()].T
         usd = cost.cpu().numpy() * (hi - lo)[:, None] + lo[:, None]
         return Prediction(utility, torch.sigmoid(perf).cpu().numpy(), usd)

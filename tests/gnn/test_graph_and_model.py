@@ -66,7 +66,7 @@ def test_model_shapes_and_repr():
     x, task, neigh = torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), torch.rand(4, 3, 3)
     h_q = model.encode_queries(x, task)
     h_l = model.encode_llms(torch.randn(3, 6))
-    perf, cost = model.outcomes(h_q, h_l, neigh)
+    perf, cost = model.outcomes(h_q, h_l, neigh, torch.rand(4, 3, 3))
     assert h_q.shape == (4, 16) and h_l.shape == (3, 16) and perf.shape == cost.shape == (4, 3)
     users, queries, llms = (
         torch.tensor([0, 0, 1, 2]),
@@ -90,7 +90,12 @@ def test_users_change_scores_only_when_personalized():
         model = toy_model(personalized=personalized).eval()
         h_q = model.encode_queries(x, task)
         h_l = model.encode_llms(torch.randn(3, 6))
-        perf, cost = model.outcomes(h_q, h_l, neigh)
+        perf, cost = model.outcomes(h_q, h_l, neigh, torch.rand(2, 3, 3))
         a = model.utility(torch.zeros(2, 16), torch.sigmoid(perf), cost)
         b = model.utility(torch.randn(2, 16), torch.sigmoid(perf), cost)
         assert torch.allclose(a, b) is (not personalized)
+    # A weight measured from logged rewards replaces the learned one; NaN keeps it.
+    weight = torch.tensor([[0.25], [float("nan")]])
+    c = model.utility(torch.randn(2, 16), torch.sigmoid(perf), cost, weight)
+    torch.testing.assert_close(c[0], 0.25 * torch.sigmoid(perf[0]) - 0.75 * cost[0])
+    torch.testing.assert_close(c[1], a[1])

@@ -73,6 +73,9 @@ def test_test_labels_and_outcomes_never_reach_training(gnn, routing_data, routin
 
 
 def test_onboarding_changes_only_that_users_scores(gnn, routing_data, routing_split):
+    """User 0 logs three more decisions with the rewards of a user who cares only about
+    quality (its weight is measured from its logged rewards: decisions that agree with
+    the weight it has change nothing)."""
     router = GNNRouter(seed=0, **FAST).fit(routing_data, routing_split)
     before = router.score(routing_data, np.array([0, 1]), np.array([0, 0]))
     val = np.flatnonzero(routing_split.val[routing_data.dec_query] & (routing_data.dec_user == 0))[
@@ -82,7 +85,7 @@ def test_onboarding_changes_only_that_users_scores(gnn, routing_data, routing_sp
         routing_data.dec_user[val],
         routing_data.dec_query[val],
         routing_data.dec_llm[val],
-        routing_data.dec_reward[val],
+        routing_data.performance[routing_data.dec_query[val], routing_data.dec_llm[val]],
     )
     after = router.score(routing_data, np.array([0, 1]), np.array([0, 0]))
     assert not np.allclose(before[0], after[0]) and np.allclose(before[1], after[1])
@@ -149,3 +152,100 @@ def test_a_checkpoint_of_an_older_model_is_refused_clearly(gnn, routing_data):
     state["state_dict"] = dict(state["state_dict"]) | {"cost_scale": torch.zeros(1)}
     with pytest.raises(ProuterError, match="retrain it with `prouter train`"):
         GNNRouter.from_state(state, routing_data, device="cpu")
+
+
+def test_users_weights_are_measured_from_their_logged_rewards(gnn, routing_data):
+    """A simulated user's logged rewards fix its weight: a = (r + C) / (P + C) (up to the
+    costs being normalised with the training queries' ranges)."""
+    np.testing.assert_allclose(gnn.preferences(), routing_data.user_alpha, atol=0.03)
+
+
+def test_an_untrained_router_predicts_the_per_task_prior(routing_data, routing_split):
+    """The network refines the per-(task, LLM) prior: before training it predicts it."""
+    import torch
+
+    from gnn.priors import task_llm_prior
+
+    router = GNNRouter(seed=0, **FAST)
+    router._set_cost_rank(routing_data, routing_split)
+    router._prepare(routing_data, routing_split)
+    router.model.eval()
+    with torch.no_grad():
+        _, _, perf, cost = router._encode()
+    prior, _ = task_llm_prior(
+        router._ref_perf, router._ref_cost, routing_data.query_task, len(routing_data.task_ids)
+    )
+    np.testing.assert_allclose(
+        torch.sigmoid(perf).numpy(), prior[..., 0].clip(0.02, 0.98), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(cost.numpy(), prior[..., 1], rtol=1e-4, atol=1e-5)
+
+
+def _chosen_outcomes_only(data, split):
+    """``data`` as real logs hold it: a training or validation query's outcomes only for
+    the LLMs users chose there (the test queries keep theirs, to score any pick)."""
+    keep = np.zeros(data.performance.shape, dtype=bool)
+    keep[data.dec_query, data.dec_llm] = True
+    keep[split.test] = True
+    return dataclasses.replace(
+        data,
+        performance=np.where(keep, data.performance, np.nan),
+        cost=np.where(keep, data.cost, np.nan),
+    )
+
+
+def test_choices_reveal_failures_nobody_logged(routing_data, routing_split):
+    """With outcomes logged only for the chosen LLMs, a choice of a dearer LLM shows the
+    cheaper candidates failed (and a quality-minded user's cheap failure that the dearer
+    ones did): those become training targets, and they are failures."""
+    sparse = _chosen_outcomes_only(routing_data, routing_split)
+    router = GNNRouter(seed=0, **FAST)
+    router._set_cost_rank(sparse, routing_split)
+    router._prepare(sparse, routing_split)
+    queries, llms = np.nonzero(router._inferred)
+    assert len(queries) > 50
+    assert (router._ref_perf[queries, llms] == 0).all()
+    assert np.isnan(sparse.performance[queries, llms]).all()  # never a logged outcome
+    assert routing_split.train[queries].all()
+    assert routing_data.performance[queries, llms].mean() < 0.1
+
+
+def test_routes_from_chosen_outcomes_only(routing_data, routing_split):
+    from gnn.routers.baselines import RandomRouter
+
+    sparse = _chosen_outcomes_only(routing_data, routing_split)
+    router = GNNRouter(seed=0, **FAST).fit(sparse, routing_split)
+    rand = RandomRouter(seed=0).fit(sparse, routing_split)
+    ours = evaluate(router, sparse, routing_split, "test")
+    assert np.isfinite(ours.reward)
+    assert ours.reward > evaluate(rand, sparse, routing_split, "test").reward + 0.05
+
+
+def _lookup_reward(data, split) -> float:
+    """Test reward of the per-(user, task) lookup: each user's true weight, the LLM with the
+    best mean training reward on the task."""
+    cost = data.cost_norm(split.train)
+    idx = np.flatnonzero(split.test[data.dec_query])
+    users, queries = data.dec_user[idx], data.dec_query[idx]
+    a = data.user_alpha[:, None]
+    picks = np.empty(len(idx), dtype=int)
+    for t in range(len(data.task_ids)):
+        rows = split.train & (data.query_task == t)
+        mean = a * np.nanmean(data.performance[rows], 0) - (1 - a) * np.nanmean(cost[rows], 0)
+        mine = data.query_task[queries] == t
+        picks[mine] = mean[users[mine]].argmax(1)
+    from gnn.evaluate import metrics_for_choices
+
+    return metrics_for_choices(data, idx, picks).reward
+
+
+def test_query_level_evidence_beats_the_per_task_lookup(routing_data, routing_split):
+    """Where the query embedding says which LLMs get a query right, the router beats the
+    lookup that knows each user's weight and each (task, LLM)'s mean outcomes."""
+    rng = np.random.default_rng(0)
+    perf = np.nan_to_num(routing_data.performance, nan=0.5)
+    emb = np.concatenate([perf + rng.normal(0, 0.3, perf.shape), routing_data.query_emb], 1)
+    data = dataclasses.replace(routing_data, query_emb=emb.astype(np.float32))
+    router = GNNRouter(seed=0, **(FAST | {"epochs": 200, "patience": 30})).fit(data, routing_split)
+    ours = evaluate(router, data, routing_split, "test").reward
+    assert ours > _lookup_reward(data, routing_split) + 0.02
