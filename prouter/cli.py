@@ -14,6 +14,7 @@ from prouter.commands import (
     cypher,
     data,
     ingest,
+    models,
     neo4j,
     report,
     route,
@@ -84,6 +85,7 @@ cli.add_command(cypher.cypher)
 cli.add_command(route.route)
 cli.add_command(serve.serve)
 cli.add_command(report.report)
+cli.add_command(models.models)
 
 
 def main() -> None:
