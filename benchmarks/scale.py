@@ -217,7 +217,7 @@ def main() -> None:
             common += ["--routes", str(args.routes), "--llms", str(args.llms)]
             lady = _run_worker("ladybug", [*common, "--folder", str(tmp)])
             rows.append(("ladybug", queries, users, gen_s, lady))
-            print(f"done: ladybug {queries} queries", file=sys.stderr, flush=True)
+            print(f"done: ladybug {queries} {json.dumps(lady)}", file=sys.stderr, flush=True)
             if queries > args.neo4j_max:
                 skipped.append(f"neo4j at {queries} queries: over --neo4j-max (time)")
                 continue
@@ -229,7 +229,7 @@ def main() -> None:
                 neo["server_peak_rss_mb"] = server_peak_rss_mb(pid)
                 neo["disk_mb"] = dir_size_mb(data)
             rows.append(("neo4j", queries, users, gen_s, neo | bulk))
-            print(f"done: neo4j {queries} queries", file=sys.stderr, flush=True)
+            print(f"done: neo4j {queries} {json.dumps(neo | bulk)}", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -598,7 +598,8 @@ def import_full(
         env = {**os.environ, "NEO4J_HOME": str(home), "NEO4J_CONF": str(conf_dir)}
         cmd = [_java(), "-Xmx1g", "-cp", _classpath(lib), ADMIN_TOOL, "database", "import"]
         cmd += ["full", database, "--overwrite-destination=true"]
-        cmd += [f"--array-delimiter={array_delimiter}", *import_args]
+        # Query texts may hold newlines, quotes and commas (standard CSV quoting).
+        cmd += [f"--array-delimiter={array_delimiter}", "--multiline-fields=true", *import_args]
         _log(f"neo4j-admin database import full {database} ({len(import_args)} files)")
         try:
             res = subprocess.run(
