@@ -135,7 +135,7 @@ def neo4j_worker(args: argparse.Namespace) -> dict:
     ingest_files(store, [args.file])
     out = {"ingest_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    store.export_nodes("Query", ["task_id"])
+    store.export_nodes("Query")
     store.export_edges("ANSWERED_BY", ["performance", "cost"])
     store.export_edges("CHOSE")
     out["export_s"] = time.perf_counter() - t0
