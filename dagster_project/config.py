@@ -74,6 +74,7 @@ class TrainingConfig(dg.Config):
     hidden: int | None = None
     lr: float | None = None
     retrain: bool = False
+    routed_top: int | None = 3  # ROUTED_TO edges per test (user, query); null: every candidate
 
     def router_config(self) -> dict[str, Any]:
         values = {"epochs": self.epochs, "patience": self.patience, "hidden": self.hidden}

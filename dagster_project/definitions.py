@@ -9,6 +9,7 @@ import dagster as dg
 
 from dagster_project.assets import ALL_ASSETS
 from dagster_project.checks import ALL_CHECKS
+from dagster_project.executors import executor_from_env
 from dagster_project.jobs import evaluation_job, pipeline_job, retrain_job, user_evaluation_job
 from dagster_project.resources import resources_from_env
 from dagster_project.schedules import nightly_evaluation_schedule
@@ -17,8 +18,11 @@ from dagster_project.sensors import retrain_sensor, user_partitions_sensor
 __all__ = ["build_definitions", "defs"]
 
 
-def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The Definitions with ``resources`` (default: configured from the environment)."""
+def build_definitions(
+    resources: Mapping[str, Any] | None = None, executor: dg.ExecutorDefinition | None = None
+) -> dg.Definitions:
+    """The Definitions with ``resources`` and ``executor`` (default: configured from the
+    environment; :mod:`dagster_project.executors`)."""
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
@@ -26,9 +30,8 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         jobs=[pipeline_job, retrain_job, evaluation_job, user_evaluation_job],
         sensors=[retrain_sensor, user_partitions_sensor],
         schedules=[nightly_evaluation_schedule],
-        # One process per run, not per step: every step needs torch / PyG, whose import
-        # costs more than most steps, and the steps run one after the other anyway.
-        executor=dg.in_process_executor,
+        # One process per run by default (PROUTER_DAGSTER_EXECUTOR=multiprocess: per step).
+        executor=executor or executor_from_env(),
     )
 
 

@@ -24,8 +24,10 @@ Dagster assets run them one by one. Each step reads what the previous one saved
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +47,17 @@ from gnn.data import RoutingData
 from gnn.evaluate import Metrics, evaluate, metrics_for_choices
 from gnn.writeback import prediction_table, write_evaluation, write_predictions
 from graphdb.store import GraphStore, WriteStats
+from prcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from gnn.export import TrainingSubgraph
     from gnn.fewshot import FewShotResult
 
 __all__ = [
+    "ROUTED_TOP",
     "ModelRef",
     "TrainResult",
+    "check_routed_top",
     "compare_with_baseline",
     "data_snapshot",
     "few_shot_cache_path",
@@ -70,16 +75,30 @@ __all__ = [
 ]
 
 GENERAL = "general"
+ROUTED_TOP = 3  # ROUTED_TO edges written per evaluated (user, query) by default
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A trained model version: its checkpoint and the export it was trained on."""
+    """A trained model version: its checkpoint, the export it was trained on, and how many
+    ranked candidates per evaluated (user, query) its write-back keeps (None: all)."""
 
     version: str
     checkpoint: str
     export: str
     reused: bool = False
+    routed_top: int | None = ROUTED_TOP
+
+    def __post_init__(self) -> None:
+        check_routed_top(self.routed_top)
+
+
+def check_routed_top(k: int | None) -> int | None:
+    """``k`` if it is a valid number of ROUTED_TO edges per pair (a positive int, or None
+    for every candidate); else a :class:`ConfigError`."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ConfigError(f"routed top-k must be a positive integer or 'all', got {k!r}")
+    return k
 
 
 @dataclass
@@ -127,6 +146,7 @@ def train_from_export(
     retrain: bool = False,
     graph_counts: dict[str, int] | None = None,
     progress: bool = False,
+    routed_top: int | None = ROUTED_TOP,
 ) -> ModelRef:
     """Fit the GNN on the export's train split (select on validation, score test once)."""
     from gnn.export import load_training_subgraph
@@ -137,7 +157,9 @@ def train_from_export(
     key = _training_key(sub.fingerprint, config, seed)
     existing = find_checkpoints(model_dir, key)
     if existing and not retrain:
-        return ModelRef(existing[-1].stem, str(existing[-1]), str(export), reused=True)
+        return ModelRef(
+            existing[-1].stem, str(existing[-1]), str(export), True, check_routed_top(routed_top)
+        )
     data, split = sub.data, sub.split
     router = GNNRouter(seed=seed, progress=progress, **config).fit(data, split)
     metrics = {part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")}
@@ -164,7 +186,7 @@ def train_from_export(
             },
         },
     )
-    return ModelRef(version, str(checkpoint), str(export))
+    return ModelRef(version, str(checkpoint), str(export), routed_top=routed_top)
 
 
 def train_and_record(
@@ -177,18 +199,27 @@ def train_and_record(
     config: dict[str, Any] | None = None,
     few_shot: Sequence[str] = (),
     shots: Sequence[int] = (0, 1, 3, 5, 10),
+    routed_top: int | None = ROUTED_TOP,
 ) -> TrainResult:
     """Every step in order: export, fit (select on validation, test once), save a new
-    version, and write back the RouterModel, ROUTED_TO and EVALUATED edges (one
-    transaction). ``few_shot`` adds the ``new_user`` / ``new_llm`` settings per k."""
+    version, and write back the RouterModel, ROUTED_TO (the ``routed_top`` best candidates
+    per test pair; None: all) and EVALUATED edges (one transaction). ``few_shot`` adds
+    the ``new_user`` / ``new_llm`` settings per k."""
     from gnn.export import SubgraphSpec, export_training_subgraph
     from gnn.fewshot import check_settings
 
     check_settings(few_shot)
+    check_routed_top(routed_top)
     spec = SubgraphSpec(tasks=tuple(tasks) if tasks else None, seed=seed)
     exported = export_training_subgraph(store, Path(model_dir) / "exports", spec)
     ref = train_from_export(
-        exported.path, Path(model_dir), seed=seed, config=config, retrain=True, progress=True
+        exported.path,
+        Path(model_dir),
+        seed=seed,
+        config=config,
+        retrain=True,
+        progress=True,
+        routed_top=routed_top,
     )
     few = few_shot_results(ref, few_shot, shots=shots) if few_shot else []
     metrics = dict(read_checkpoint(ref)["metrics"]) | {res.setting: res.summary() for res in few}
@@ -205,13 +236,15 @@ def train_and_record(
 
 def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] = ()) -> WriteStats:
     """The RouterModel node of ``ref`` (its values come from the checkpoint, plus the
-    summaries of the few-shot results ``few`` in its metrics: idempotent)."""
+    summaries of the few-shot results ``few`` in its metrics and the write-back's top-k
+    as ``routed_top`` in its config, "all" for every candidate: idempotent)."""
     ckpt = read_checkpoint(ref)
     metrics = dict(ckpt["metrics"]) | {res.setting: res.summary() for res in few}
     config = ckpt["config"] | {
         "data": ckpt["data"],
         "export": ckpt["export"]["fingerprint"],
         "graph_counts": ckpt["graph_counts"],
+        "routed_top": "all" if ref.routed_top is None else ref.routed_top,
     }
     return store.write_nodes(
         "RouterModel",
@@ -237,21 +270,49 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced (None when it is missing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_evaluated(
+    version: str, checkpoint: str, export: str, _identities: tuple[Any, ...]
+) -> tuple[dict[str, Any], TrainingSubgraph]:
     from gnn.export import load_training_subgraph
 
-    evaluated = {k: v.numpy() for k, v in read_checkpoint(ref)["evaluated"].items()}
-    return evaluated, load_training_subgraph(ref.export)
+    state = load_checkpoint(Path(checkpoint).parent, version)
+    evaluated = {k: v.numpy() for k, v in state["evaluated"].items()}
+    return evaluated, load_training_subgraph(export)
+
+
+def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
+    """The test-split scores and picks of ``ref`` and its export, loaded once per process
+    (the per-user Dagster steps and write-back steps share them; treat as read-only).
+    A replaced file (another inode, size or time) is loaded again."""
+    identities = (_identity(ref.checkpoint), _identity(ref.export))
+    return _load_evaluated(ref.version, ref.checkpoint, ref.export, identities)
 
 
 def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
-    """ROUTED_TO edges: every candidate of every test (user, query), ranked, with the version."""
+    """ROUTED_TO edges: the ``ref.routed_top`` best-ranked candidates (all when None) of
+    every test (user, query), with the version, written in batches of users. Edges of
+    this version ranked below k (left by an earlier write with a larger k) are deleted,
+    so the graph holds exactly what :func:`prediction_completeness` expects."""
     ev, sub = _evaluated(ref)
     data, idx = sub.data, ev["idx"]
     table = prediction_table(
-        data, ref.version, data.dec_user[idx], data.dec_query[idx], ev["scores"]
+        data, ref.version, data.dec_user[idx], data.dec_query[idx], ev["scores"], ref.routed_top
     )
-    return write_predictions(store, table)
+    with store.transaction():
+        written = write_predictions(store, table)
+        if ref.routed_top is not None:
+            store.delete_routed(ref.version, above_rank=ref.routed_top)
+    return written
 
 
 def write_general_evaluation(store: GraphStore, ref: ModelRef) -> WriteStats:
@@ -398,15 +459,19 @@ def compare_with_baseline(ref: ModelRef, baseline: str | None = None) -> dict[st
 def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
     """Compare the ROUTED_TO edges of ``ref.version`` with the evaluated (user, query) pairs.
 
-    Complete means: every evaluated pair has exactly one rank-1 prediction and one
-    edge per available candidate LLM, and no other pair has predictions.
+    Complete means: every evaluated pair has exactly one rank-1 prediction and
+    min(k, available candidates) edges, k being ``ref.routed_top`` (every candidate when
+    None), and no other pair has predictions.
     """
     ev, sub = _evaluated(ref)
     data, idx = sub.data, ev["idx"]
     users, queries = data.dec_user[idx], data.dec_query[idx]
+    available = data.candidates(queries).sum(axis=1)
+    if ref.routed_top is not None:
+        available = np.minimum(available, ref.routed_top)
     expected = {
-        (data.user_ids[u], data.query_ids[q]): int(data.candidates([q]).sum())
-        for u, q in zip(users, queries, strict=True)
+        (data.user_ids[u], data.query_ids[q]): int(n)
+        for u, q, n in zip(users, queries, available, strict=True)
     }
     rows = store.read(
         "MATCH (u:User)-[r:ROUTED_TO]->(:LLM) WHERE r.model_version = $version "
@@ -424,6 +489,7 @@ def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
     )
     return {
         "version": ref.version,
+        "routed_top": "all" if ref.routed_top is None else ref.routed_top,
         "evaluated_pairs": len(expected),
         "predicted_pairs": len(found),
         "missing_pairs": len(missing),

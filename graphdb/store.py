@@ -31,6 +31,7 @@ BACKENDS = {
     "ladybug": "embedded LadybugDB file: 'ladybug:PATH' or a path ending in .lbug",
     "neo4j": "Neo4j server: 'neo4j://HOST:PORT', 'bolt://HOST:PORT' (also +s / +ssc)",
 }
+DELETE_BATCH = 10_000  # items deleted per statement by delete_routed / delete_model
 _NEO4J_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://", "bolt+ssc://")
 
 
@@ -127,6 +128,47 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def clear(self) -> None:
         """Delete every node and relationship (the schema stays)."""
+
+    def _delete_batch(self, cypher: str, params: Mapping[str, Any]) -> int:
+        """Run one parameterised deleting statement that ends ``RETURN count(*)``, once, and
+        return that count (a backend primitive for :meth:`delete_routed` and
+        :meth:`delete_model`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+
+    def _delete_all(self, cypher: str, params: Mapping[str, Any]) -> int:
+        """Repeat ``cypher`` (which deletes at most ``$n`` items) until it deletes nothing,
+        so that no transaction has to hold every item at once; the total deleted."""
+        total = 0
+        while deleted := self._delete_batch(cypher, {**params, "n": DELETE_BATCH}):
+            total += deleted
+        return total
+
+    def delete_routed(self, version: str, *, above_rank: int | None = None) -> int:
+        """Delete the ROUTED_TO edges of model ``version`` (only those ranked below
+        ``above_rank`` when given); the number deleted."""
+        extra = " AND r.rank > $rank" if above_rank is not None else ""
+        return self._delete_all(
+            "MATCH (:User)-[r:ROUTED_TO]->(:LLM) WHERE r.model_version = $version"
+            + extra
+            + " WITH r LIMIT $n DELETE r RETURN count(*) AS deleted",
+            {"version": version} | ({"rank": int(above_rank)} if above_rank is not None else {}),
+        )
+
+    def delete_model(self, version: str) -> dict[str, int]:
+        """Delete model ``version`` from the graph: its ROUTED_TO edges, its EVALUATED
+        edges and its RouterModel node (counts of each)."""
+        routed = self.delete_routed(version)
+        evaluated = self._delete_all(
+            "MATCH (m:RouterModel)-[e:EVALUATED]->(:User) WHERE m.version = $version "
+            "WITH e LIMIT $n DELETE e RETURN count(*) AS deleted",
+            {"version": version},
+        )
+        models = self._delete_all(
+            "MATCH (m:RouterModel) WHERE m.version = $version "
+            "WITH m LIMIT $n DETACH DELETE m RETURN count(*) AS deleted",
+            {"version": version},
+        )
+        return {"ROUTED_TO": routed, "EVALUATED": evaluated, "RouterModel": models}
 
     @abc.abstractmethod
     def close(self) -> None:

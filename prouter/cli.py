@@ -14,6 +14,7 @@ from prouter.commands import (
     cypher,
     data,
     ingest,
+    models,
     neo4j,
     report,
     route,
@@ -85,6 +86,7 @@ cli.add_command(route.route)
 cli.add_command(serve.serve)
 cli.add_command(serve.keys)
 cli.add_command(report.report)
+cli.add_command(models.models)
 
 
 def main() -> None:

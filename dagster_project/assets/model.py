@@ -39,6 +39,7 @@ def trained_model(
             config=config.router_config() | {"device": device.resolve()},
             retrain=config.retrain,
             graph_counts=interaction_counts(store),
+            routed_top=config.routed_top,
         )
         written = record_model(store, ref)
     metadata = {"version": ref.version, "reused": ref.reused, "checkpoint": ref.checkpoint}
@@ -49,7 +50,8 @@ def trained_model(
 def routing_predictions(
     trained_model: ModelRef, graph_store: GraphStoreResource
 ) -> dg.MaterializeResult:
-    """ROUTED_TO edges: every candidate LLM of each test (user, query), ranked, with the version."""
+    """ROUTED_TO edges: the top-k candidate LLMs (``routed_top`` of the training config; all
+    when null) of each test (user, query), ranked, with the version."""
     from gnn.pipeline import write_routing_predictions
 
     with graph_store.open() as store:

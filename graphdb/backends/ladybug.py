@@ -98,6 +98,10 @@ class LadybugStore(GraphStore):
             for label in NODES:
                 self._execute(f"MATCH (n:{label}) DETACH DELETE n")
 
+    def _delete_batch(self, cypher: str, params: Mapping[str, Any]) -> int:
+        table = self._execute(cypher, dict(params)).get_as_arrow()
+        return int(table.column(0)[0].as_py()) if table.num_rows else 0
+
     def close(self) -> None:
         self.close_handles()
         if self._lock is not None:

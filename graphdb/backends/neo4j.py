@@ -13,11 +13,21 @@ properties: a writer whose lookup missed what another writer has just created
 finds it inside its own locked transaction instead of creating a second copy.
 Community edition has no relationship-key constraints; this lock is what keeps
 each relationship single.
+
+Past one machine (a cluster or Aura, ``neo4j://`` / ``neo4j+s://`` routing URIs):
+every read and write is a managed transaction (``execute_read`` goes to a reader,
+``execute_write`` to the leader); all sessions of a store share one bookmark
+manager, so a read always sees the writes before it (causal consistency); and
+``ServiceUnavailable`` / ``SessionExpired`` / ``TransientError`` that outlast the
+driver's own retries (``transaction_retry_time``) are retried ``retry_attempts``
+times with exponential backoff, then raised as :class:`StoreError`, like every
+other driver error.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +46,14 @@ __all__ = ["Neo4jStore"]
 BATCH_SIZE = 5_000
 # Taken at the start of every write batch: serialises concurrent writers.
 WRITE_LOCK = "MERGE (lock:IngestLock {id: 'ingest'}) SET lock.token = $token"
+RETRY_ATTEMPTS = 4  # tries of one transaction when the cluster is unavailable
+RETRY_BACKOFF_S = (0.2, 2.0)  # first wait, longest wait (doubling)
+TRANSACTION_RETRY_S = 10.0  # the driver's own retry budget inside each try
+_TRANSIENT = (
+    neo4j.exceptions.ServiceUnavailable,
+    neo4j.exceptions.SessionExpired,
+    neo4j.exceptions.TransientError,
+)
 
 
 class Neo4jStore(GraphStore):
@@ -51,12 +69,16 @@ class Neo4jStore(GraphStore):
         read_only: bool = False,
         owns_driver: bool = False,
         batch_size: int = BATCH_SIZE,
+        retry_attempts: int = RETRY_ATTEMPTS,
     ) -> None:
         self._driver = driver
         self._database = database
         self._read_only = read_only
         self._owns_driver = owns_driver
         self.batch_size = batch_size
+        self.retry_attempts = max(1, int(retry_attempts))
+        # One bookmark manager for every session: a read follows the writes before it.
+        self._bookmarks = neo4j.GraphDatabase.bookmark_manager()
 
     @classmethod
     def connect(
@@ -66,16 +88,33 @@ class Neo4jStore(GraphStore):
         *,
         database: str | None = None,
         read_only: bool = False,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        transaction_retry_time: float = TRANSACTION_RETRY_S,
     ) -> Neo4jStore:
-        """Open a driver to ``uri`` and check that the server answers."""
-        # Exports name optional properties that may not exist yet: no warnings for that.
-        driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+        """Open a driver to ``uri`` (``bolt://`` one server, ``neo4j://`` a cluster or
+        Aura, routed) and check that the server answers."""
+        try:
+            # Exports name optional properties that may not exist yet: no warnings for that.
+            driver = neo4j.GraphDatabase.driver(
+                uri,
+                auth=auth,
+                notifications_min_severity="OFF",
+                max_transaction_retry_time=transaction_retry_time,
+            )
+        except (neo4j.exceptions.DriverError, ValueError) as exc:
+            raise StoreError(f"cannot use Neo4j URI {uri}: {exc}") from exc
         try:
             driver.verify_connectivity()
         except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError) as exc:
             driver.close()
             raise StoreError(f"cannot connect to Neo4j at {uri}: {exc}") from exc
-        return cls(driver, database=database, read_only=read_only, owns_driver=True)
+        return cls(
+            driver,
+            database=database,
+            read_only=read_only,
+            owns_driver=True,
+            retry_attempts=retry_attempts,
+        )
 
     def __repr__(self) -> str:
         return f"Neo4jStore(database={self._database!r})"
@@ -123,6 +162,9 @@ class Neo4jStore(GraphStore):
         ):
             while self._run_write(lambda tx, q=query: tx.run(q, n=self.batch_size).single()[0]):
                 pass
+
+    def _delete_batch(self, cypher: str, params: Mapping[str, Any]) -> int:
+        return int(self._run_write(lambda tx: tx.run(cypher, dict(params)).single()[0]))
 
     def close(self) -> None:
         if self._owns_driver:
@@ -263,23 +305,46 @@ class Neo4jStore(GraphStore):
         tx.run(query, rows=rows).consume()
 
     def _run_read(self, work: Any) -> Any:
-        try:
-            with self._session(neo4j.READ_ACCESS) as session:
-                return session.execute_read(work)
-        except neo4j.exceptions.Neo4jError as exc:
-            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+        return self._run(neo4j.READ_ACCESS, work)
 
     def _run_write(self, work: Any) -> Any:
         if self._read_only:
             raise StoreError("this Neo4j store was opened read-only")
-        try:
-            with self._session(neo4j.WRITE_ACCESS) as session:
-                return session.execute_write(work)
-        except neo4j.exceptions.Neo4jError as exc:
-            raise StoreError(f"Neo4j: {exc.message or exc}") from exc
+        return self._run(neo4j.WRITE_ACCESS, work)
+
+    def _run(self, mode: str, work: Any) -> Any:
+        """``work`` in a managed transaction of ``mode``; unavailability retried with
+        backoff, every driver error raised as :class:`StoreError`."""
+        wait, longest = RETRY_BACKOFF_S
+        for attempt in range(1, self.retry_attempts + 1):
+            try:
+                with self._session(mode) as session:
+                    if mode == neo4j.READ_ACCESS:
+                        return session.execute_read(work)
+                    return session.execute_write(work)
+            except _TRANSIENT as exc:
+                if attempt == self.retry_attempts:
+                    raise StoreError(
+                        f"Neo4j unavailable after {attempt} attempts "
+                        f"({type(exc).__name__}): {_message(exc)}"
+                    ) from exc
+                time.sleep(wait)
+                wait = min(longest, wait * 2)
+            except neo4j.exceptions.Neo4jError as exc:
+                raise StoreError(f"Neo4j: {_message(exc)}") from exc
+            except (neo4j.exceptions.DriverError, OSError) as exc:
+                raise StoreError(f"Neo4j driver ({type(exc).__name__}): {_message(exc)}") from exc
+        raise AssertionError("unreachable")
 
     def _session(self, mode: str) -> neo4j.Session:
-        return self._driver.session(database=self._database, default_access_mode=mode)
+        return self._driver.session(
+            database=self._database, default_access_mode=mode, bookmark_manager=self._bookmarks
+        )
+
+
+def _message(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(text).strip().splitlines()[0][:300]
 
 
 def _rows_to_table(rows: list[list[Any]], schema: pa.Schema) -> pa.Table:

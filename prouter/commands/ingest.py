@@ -35,9 +35,16 @@ def skip_invalid_options(fn):  # type: ignore[no-untyped-def]
 @ingest.command("canonical")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @skip_invalid_options
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Initial load through neo4j-admin database import, when the store is the local "
+    "Neo4j server (`prouter neo4j start`) and its database is empty; the UNWIND path "
+    "otherwise.",
+)
 @click.pass_obj
 def ingest_canonical(
-    settings: Settings, files: tuple[Path, ...], skip_invalid: bool, report: Path
+    settings: Settings, files: tuple[Path, ...], skip_invalid: bool, report: Path, bulk: bool
 ) -> None:
     """Ingest canonical interaction files (.csv, .jsonl, .parquet).
 
@@ -46,15 +53,38 @@ def ingest_canonical(
 
     Example:
 
+    \b
         prouter ingest canonical interactions.csv --skip-invalid --report bad.jsonl
+        prouter --store neo4j ingest canonical big.parquet --bulk
     """
     from graphdb.ingest import ingest_files
+
+    if bulk and _bulk_possible(settings):
+        from prouter.bulk_load import bulk_load
+
+        click.echo("\n".join(domain_errors(bulk_load, list(files)).lines()))
+        return
 
     with settings.open() as store:
         result = domain_errors(
             ingest_files, store, list(files), skip_invalid=skip_invalid, report_path=report
         )
     click.echo("\n".join(result.lines()))
+
+
+def _bulk_possible(settings: Settings) -> bool:
+    """Whether the store is the local Neo4j server with an empty database (else say why)."""
+    from prouter.bulk_load import local_server_for
+
+    url = domain_errors(settings.store_url)
+    if local_server_for(url) is None:
+        click.echo("--bulk: the store is not the local Neo4j server; using UNWIND", err=True)
+        return False
+    with settings.open(read_only=True) as store:
+        if any(store.counts().values()):
+            click.echo("--bulk: the database is not empty; using UNWIND", err=True)
+            return False
+    return True
 
 
 def _ingest_adapter(  # type: ignore[no-untyped-def]

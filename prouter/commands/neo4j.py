@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
+
+from prouter.commands.common import domain_errors
 
 
 @click.group()
@@ -52,3 +55,25 @@ def neo4j_status() -> None:
         click.echo("no local Neo4j server is running")
         sys.exit(1)
     click.echo(neo4j_local.env_lines(info))
+
+
+@neo4j.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def neo4j_import(files: tuple[Path, ...]) -> None:
+    """Bulk-load canonical files into the local server's empty database.
+
+    Validates the files as `prouter ingest canonical` does (all or nothing),
+    then stops the server, runs `neo4j-admin database import full` of the same
+    Neo4j distribution, starts it again (same port and password) and applies
+    the schema. Refuses a database that already holds data.
+
+    Example:
+
+    \b
+        prouter neo4j start
+        prouter neo4j import interactions.parquet
+    """
+    from prouter.bulk_load import bulk_load
+
+    report = domain_errors(bulk_load, list(files))
+    click.echo("\n".join(report.lines()))

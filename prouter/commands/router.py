@@ -31,6 +31,13 @@ from prouter.commands.common import Settings, comma_list, domain_errors, echo_wr
     help="Write the RouterModel node, test predictions and evaluations to the graph.",
 )
 @click.option(
+    "--routed-top",
+    default="3",
+    show_default=True,
+    callback=lambda _ctx, _param, value: parse_routed_top(value),
+    help="ROUTED_TO edges written per test (user, query): the K best-ranked candidates, or 'all'.",
+)
+@click.option(
     "--few-shot",
     help="Also evaluate these few-shot settings (comma-separated: new_user, new_llm) and "
     "write them back as EVALUATED edges per user and k.",
@@ -48,6 +55,7 @@ def train(
     tasks: str | None,
     model_dir: Path | None,
     write_back: bool,
+    routed_top: int | None,
     few_shot: str | None,
     shots: str,
 ) -> None:
@@ -63,6 +71,7 @@ def train(
     \b
         prouter train --seed 0 --device auto
         prouter train --few-shot new_user,new_llm --shots 0,1,3,5,10
+        prouter train --routed-top all
     """
     from gnn.pipeline import train_and_record
 
@@ -77,6 +86,7 @@ def train(
             config={"epochs": epochs, "hidden": hidden, "device": device},
             few_shot=[s.replace("-", "_") for s in comma_list(few_shot) or []],
             shots=[int(k) for k in shots.split(",")],
+            routed_top=routed_top,
         )
     click.echo(f"model {result.version} saved to {result.checkpoint}")
     for part, metrics in result.metrics.items():
@@ -96,6 +106,19 @@ def train(
 
 
 SETTINGS = ("general", "new_user", "new_llm", "pairwise")
+
+
+def parse_routed_top(value: str) -> int | None:
+    """``--routed-top``: a positive integer, or 'all' (None)."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise click.BadParameter(f"{value!r}: a positive integer or 'all'")
+    return k
 
 
 @click.command()

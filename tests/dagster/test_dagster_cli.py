@@ -159,5 +159,6 @@ def test_cli_materialises_the_pipeline(backend, tmp_path):
     # general: one per user; few-shot: one held-out user and every user (new LLM), per k.
     n_users = WORKLOAD["synthetic_users"]
     assert counts["EVALUATED"] == n_users + len(FEW_SHOT["shots"]) * (1 + n_users)
-    assert counts["ROUTED_TO"] > 0 and counts["ROUTED_TO"] % WORKLOAD["synthetic_llms"] == 0
+    k = min(3, WORKLOAD["synthetic_llms"])  # the default top-k of the write-back
+    assert counts["ROUTED_TO"] > 0 and counts["ROUTED_TO"] % k == 0
     assert len(list((tmp_path / "models" / "reports").glob("gnn-*.md"))) == 1

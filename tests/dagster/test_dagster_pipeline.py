@@ -22,7 +22,7 @@ from dagster_test_support import (
 
 from gnn.evaluate import evaluate, metrics_for_choices
 from gnn.export import load_training_subgraph
-from gnn.pipeline import read_checkpoint
+from gnn.pipeline import ROUTED_TOP, read_checkpoint
 from gnn.routers.baselines import BestLLMPerUserTaskRouter
 from gnn.train import GNNRouter, TrainConfig
 
@@ -88,9 +88,19 @@ def test_full_materialisation_writes_back_what_the_gnn_computes(backend, instanc
 
     with backend.store() as store:
         routed = _routed(store, version)
-        assert len(routed) == len(idx) * n_llms == meta["routing_predictions"]["ROUTED_TO created"]
+        k = min(ROUTED_TOP, n_llms)  # the default top-k of the write-back
+        assert len(routed) == len(idx) * k == meta["routing_predictions"]["ROUTED_TO created"]
         for i, (u, q) in enumerate(zip(users, queries, strict=True)):
-            for m in range(n_llms):
+            kept = [
+                m
+                for m in range(n_llms)
+                if (data.user_ids[u], data.query_ids[q], data.llm_ids[m]) in routed
+            ]
+            assert len(kept) == k
+            dropped = [m for m in range(n_llms) if m not in kept]
+            if dropped:  # the k best scores were written
+                assert min(scores[i, kept]) >= max(scores[i, dropped]) - 1e-5
+            for m in kept:
                 score, rank = routed[(data.user_ids[u], data.query_ids[q], data.llm_ids[m])]
                 assert score == pytest.approx(float(scores[i, m]), abs=1e-5)
                 assert (rank == 1) == (m == picks[i])
@@ -165,4 +175,4 @@ def test_full_materialisation_writes_back_what_the_gnn_computes(backend, instanc
         assert after["RouterModel"] == 2
         assert after["ROUTED_TO"] == 2 * before["ROUTED_TO"]
         assert after["EVALUATED"] == 2 * before["EVALUATED"]
-        assert len(_routed(store, version)) == len(idx) * n_llms
+        assert len(_routed(store, version)) == len(idx) * min(ROUTED_TOP, n_llms)

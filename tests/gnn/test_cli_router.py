@@ -30,8 +30,9 @@ def test_train_saves_a_version_and_writes_back(tmp_path):
     assert [m["version"] for m in models] == [version]
     assert json.loads(models[0]["metrics"])["test"]["n"] == checkpoint["metrics"]["test"]["n"]
     n_test = checkpoint["metrics"]["test"]["n"]
-    assert len(routed) == n_test * 4 and {r["model_version"] for r in routed} == {version}
-    assert sorted({r["rank"] for r in routed}) == [1, 2, 3, 4]
+    # the 3 best of 4 candidates per test pair by default (--routed-top)
+    assert len(routed) == n_test * 3 and {r["model_version"] for r in routed} == {version}
+    assert sorted({r["rank"] for r in routed}) == [1, 2, 3]
     assert {e["setting"] for e in evaluated} == {"general"}
     assert sum(e["n"] for e in evaluated) == n_test
 

@@ -1,0 +1,262 @@
+"""Scale benchmark: synthetic graphs of growing size, end to end, per backend where it fits.
+
+For each size (queries, users; 10 LLMs, an outcome for every query x LLM, one decision
+per query) a seeded workload (``prouter generate synthetic``) is written as a canonical
+Parquet file, then, each in its own process (so that peak RSS is its own):
+
+* ladybug: ingest (the canonical UNWIND/COPY path), the stand-in query / LLM embeddings
+  written, export of the training subgraph, ``--epochs`` epochs of GNN training (time
+  per epoch includes the per-epoch validation), write-back of ROUTED_TO with top-k
+  (k=3) and with every candidate (edges and time), route p50 through
+  ``gnn.serving.RoutingService`` (a hashing stand-in embedder), peak RSS, file size.
+* neo4j (sizes up to ``--neo4j-max``): the initial load through ``neo4j-admin database
+  import full`` (``prouter neo4j import``: validate, CSV, stop, import, start, schema)
+  on a fresh server, then the UNWIND path (``prouter ingest canonical``) on another
+  fresh server, export time, server peak RSS, data size.
+
+Sizes or backends that do not fit ``--max-queries`` / ``--neo4j-max`` are printed as
+skipped. Embeddings are ``--dim``-d stand-ins (the real MiniLM would dominate the time).
+
+    ./dev bench scale                                  # 10k and 100k queries
+    ./dev bench scale --sizes 10000:100 --epochs 3 --neo4j-max 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import BENCH_NEO4J_HOME, dir_size_mb, fresh_store_url, server_peak_rss_mb
+
+SIZES = "10000:100,100000:1000,1000000:10000"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class HashEmbedder:
+    """Deterministic stand-in for a sentence embedder (``dim``-d, per text)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def embed(self, texts, progress: bool = False):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            out[i] = np.random.default_rng(seed).normal(size=self.dim)
+        return out
+
+
+def write_workload(path: Path, queries: int, users: int, llms: int) -> None:
+    from prouter.demo import write_canonical
+    from workloads.synthetic import generate
+
+    write_canonical(generate(n_queries=queries, n_users=users, n_llms=llms, seed=0).records(), path)
+
+
+def ladybug_worker(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from gnn.export import SubgraphSpec, export_training_subgraph
+    from gnn.pipeline import ModelRef, record_model, train_from_export, write_routing_predictions
+    from gnn.serving import RoutingService
+    from graphdb.ingest import ingest_files
+    from graphdb.store import open_store
+    from graphdb.tables import embedding_array
+    from workloads.synthetic import generate
+
+    out: dict = {}
+    folder = Path(args.folder)
+    store = open_store(f"ladybug:{folder / 'g.lbug'}")
+    t0 = time.perf_counter()
+    ingest_files(store, [args.file])
+    out["ingest_s"] = time.perf_counter() - t0
+    wl = generate(n_queries=args.queries, n_users=args.users, n_llms=args.llms, seed=0)
+    emb = HashEmbedder(args.dim)
+    store.write_nodes(
+        "Query", {"id": wl.query_ids, "embedding": embedding_array(wl.query_embeddings(args.dim))}
+    )
+    store.write_nodes(
+        "LLM", {"id": wl.llm_ids, "embedding": embedding_array(emb.embed(wl.llm_ids))}
+    )
+    t0 = time.perf_counter()
+    exported = export_training_subgraph(store, folder / "models" / "exports", SubgraphSpec())
+    out["export_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = train_from_export(
+        exported.path,
+        folder / "models",
+        config={"epochs": args.epochs, "patience": args.epochs, "device": "cpu"},
+    )
+    out["epoch_s"] = (time.perf_counter() - t0) / args.epochs
+    record_model(store, ref)
+    for k in (3, None):
+        t0 = time.perf_counter()
+        stats = write_routing_predictions(
+            store, ModelRef(ref.version, ref.checkpoint, ref.export, routed_top=k)
+        )
+        out[f"routed_{k or 'all'}"] = stats.total  # edges of the version after the write
+        out[f"routed_{k or 'all'}_s"] = time.perf_counter() - t0
+    service = RoutingService(store, emb, model_dir=folder / "models")
+    users = store.node_ids("User")[:20]
+    times = []
+    for i in range(args.routes):
+        t0 = time.perf_counter()
+        service.route(users[i % len(users)], f"route benchmark query {i}: explain topic {i}")
+        times.append(time.perf_counter() - t0)
+    out["route_p50_ms"] = float(np.median(times[1:]) * 1000)  # the first call warms up
+    store.close()
+    out["peak_rss_mb"] = _rss_mb()
+    out["disk_mb"] = dir_size_mb(folder / "g.lbug")
+    return out
+
+
+def neo4j_worker(args: argparse.Namespace) -> dict:
+    """The UNWIND ingest and the export against the running server ``args.url``."""
+    from graphdb.ingest import ingest_files
+    from graphdb.store import open_store
+
+    store = open_store(args.url, username=args.user, password=args.password)
+    t0 = time.perf_counter()
+    ingest_files(store, [args.file])
+    out = {"ingest_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    store.export_nodes("Query")
+    store.export_edges("ANSWERED_BY", ["performance", "cost"])
+    store.export_edges("CHOSE")
+    out["export_s"] = time.perf_counter() - t0
+    store.close()
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def _run_worker(kind: str, extra: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"{kind} worker failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def neo4j_bulk(file: Path) -> dict:
+    """``prouter neo4j import`` on a fresh local server: time and size."""
+    import neo4j_local
+    from prouter.bulk_load import bulk_load
+
+    neo4j_local.stop(home=BENCH_NEO4J_HOME)
+    shutil.rmtree(BENCH_NEO4J_HOME / "data", ignore_errors=True)
+    neo4j_local.start(home=BENCH_NEO4J_HOME)
+    try:
+        t0 = time.perf_counter()
+        report = bulk_load([file], home=BENCH_NEO4J_HOME)
+        total = time.perf_counter() - t0
+        return {
+            "bulk_s": total,
+            "bulk_steps": report.seconds,
+            "bulk_disk_mb": dir_size_mb(BENCH_NEO4J_HOME / "data"),
+            "edges": sum(v for k, v in report.counts.items() if k.isupper()),
+        }
+    finally:
+        neo4j_local.stop(home=BENCH_NEO4J_HOME)
+
+
+def _f(row: dict, key: str, width: int, digits: int) -> str:
+    """``row[key]`` right-aligned with ``digits`` decimals, '-' when absent."""
+    value = row.get(key)
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=SIZES, help="queries:users,... (10 LLMs each)")
+    parser.add_argument("--llms", type=int, default=10)
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--routes", type=int, default=50)
+    parser.add_argument("--max-queries", type=int, default=100_000)
+    parser.add_argument("--neo4j-max", type=int, default=10_000)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    for name in ("folder", "file", "url", "user", "password"):
+        parser.add_argument(f"--{name}", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--queries", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        fn = ladybug_worker if args.worker == "ladybug" else neo4j_worker
+        print(json.dumps(fn(args)))
+        return
+
+    rows, skipped = [], []
+    for size in args.sizes.split(","):
+        queries, users = (int(x) for x in size.split(":"))
+        if queries > args.max_queries:
+            skipped.append(f"{queries} queries / {users} users: over --max-queries (time/memory)")
+            continue
+        tmp = Path(tempfile.mkdtemp(prefix="prouter-scale-"))
+        try:
+            file = tmp / "workload.parquet"
+            t0 = time.perf_counter()
+            write_workload(file, queries, users, args.llms)
+            gen_s = time.perf_counter() - t0
+            common = ["--file", str(file), "--queries", str(queries), "--users", str(users)]
+            common += ["--dim", str(args.dim), "--epochs", str(args.epochs)]
+            common += ["--routes", str(args.routes), "--llms", str(args.llms)]
+            lady = _run_worker("ladybug", [*common, "--folder", str(tmp)])
+            rows.append(("ladybug", queries, users, gen_s, lady))
+            print(f"done: ladybug {queries} {json.dumps(lady)}", file=sys.stderr, flush=True)
+            if queries > args.neo4j_max:
+                skipped.append(f"neo4j at {queries} queries: over --neo4j-max (time)")
+                continue
+            bulk = neo4j_bulk(file)
+            with fresh_store_url("neo4j") as (url, user, password, data, pid):
+                neo = _run_worker(
+                    "neo4j", [*common, "--url", url, "--user", user, "--password", password]
+                )
+                neo["server_peak_rss_mb"] = server_peak_rss_mb(pid)
+                neo["disk_mb"] = dir_size_mb(data)
+            rows.append(("neo4j", queries, users, gen_s, neo | bulk))
+            print(f"done: neo4j {queries} {json.dumps(neo | bulk)}", file=sys.stderr, flush=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"synthetic graphs: {args.llms} LLMs, {args.dim}-d stand-in embeddings, "
+          f"{args.epochs} epochs, 1 decision per query")  # fmt: skip
+    print(
+        f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} "
+        f"{'export s':>9} {'s/epoch':>8} {'peak MB':>8} {'route p50 ms':>13} {'disk MB':>8} "
+        f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6}"
+    )
+    for name, queries, users, _gen, r in rows:
+        print(
+            f"{name:<8} {queries:>8} {users:>6} {_f(r, 'ingest_s', 9, 1)} {_f(r, 'bulk_s', 7, 1)} "
+            f"{_f(r, 'export_s', 9, 2)} {_f(r, 'epoch_s', 8, 2)} {_f(r, 'peak_rss_mb', 8, 0)} "
+            f"{_f(r, 'route_p50_ms', 13, 1)} {_f(r, 'disk_mb', 8, 0)} "
+            f"{_f(r, 'routed_3', 16, 0)} {_f(r, 'routed_3_s', 6, 1)} "
+            f"{_f(r, 'routed_all', 9, 0)} {_f(r, 'routed_all_s', 6, 1)}"
+        )
+        if "bulk_steps" in r:
+            steps = ", ".join(f"{k} {v:.1f}s" for k, v in r["bulk_steps"].items())
+            print(
+                f"  neo4j bulk import of {r['edges']} edges: {steps}; data "
+                f"{r['bulk_disk_mb']:.0f} MB; UNWIND server peak {r['server_peak_rss_mb']:.0f} MB"
+            )
+    for line in skipped:
+        print(f"skipped: {line}")
+
+
+if __name__ == "__main__":
+    main()
