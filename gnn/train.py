@@ -468,7 +468,7 @@ class GNNRouter(Router):
 
     def _user_state(self, h_q, h_l):  # type: ignore[no-untyped-def]
         du, dq, dl, dr = self._dec
-        seen_p, seen_c = self._filled(*self.model.outcomes(h_q, h_l, self._neigh))
+        seen_p, seen_c = self._filled(*self.model.outcomes(h_q, h_l, self._neigh, self._prior))
         msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, self._cand, dq, dl, dr)
         total, count = self.model.user_states(msgs, du, self._num_users)
         return total / (count + self.train_config.prior_decisions).clamp(min=1)
