@@ -319,23 +319,36 @@ def test_a_500_is_retried_then_succeeds(fake: FakeJudge) -> None:
     assert len(fake.requests) == 2
 
 
-def test_a_429_honours_retry_after_zero(fake: FakeJudge) -> None:
+def _record_delays(client, monkeypatch: pytest.MonkeyPatch) -> list[float]:  # type: ignore[no-untyped-def]
+    """The waits the client decides on before each retry (no wall clock involved)."""
+    delays: list[float] = []
+    decide = client._delay
+
+    def recorded(attempt: int, retry_after: float | None) -> float:
+        delays.append(decide(attempt, retry_after))
+        return delays[-1]
+
+    monkeypatch.setattr(client, "_delay", recorded)
+    return delays
+
+
+def test_a_429_honours_retry_after_zero(fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.script((429, {"Retry-After": "0"}, b'{"error": "rate limited"}'), "1")
-    # With a 2 s backoff the test would be slow if Retry-After were ignored.
+    # With a 2 s backoff the wait would be 2 s or more if Retry-After were ignored.
     client = client_for(fake, backoff=2.0)
-    started = time.monotonic()
+    delays = _record_delays(client, monkeypatch)
     decisions, failures = judge_choices(ONE, TWO[:1], client, progress=False)
-    assert time.monotonic() - started < 1.5
+    assert delays == [0.0]
     assert failures == [] and len(decisions) == 1
     assert len(fake.requests) == 2
 
 
-def test_retry_after_is_capped(fake: FakeJudge) -> None:
+def test_retry_after_is_capped(fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.script((503, {"Retry-After": "3600"}, b"busy"), "1")
     client = client_for(fake, backoff=0.001, max_backoff=0.05)
-    started = time.monotonic()
+    delays = _record_delays(client, monkeypatch)
     assert client.complete([{"role": "user", "content": "hi"}]) == "1"
-    assert time.monotonic() - started < 1.5
+    assert delays == [pytest.approx(0.05)]
 
 
 def test_a_400_is_not_retried_and_becomes_a_failure(fake: FakeJudge) -> None:
