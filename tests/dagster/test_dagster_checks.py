@@ -82,7 +82,9 @@ def test_model_quality_fails_for_a_model_worse_than_the_baseline(ladybug, instan
     assert meta["baseline"] == "best_llm_per_user_task"
     assert meta["baseline_value"] == pytest.approx(baseline.reward)
     assert meta["model"] == pytest.approx(ckpt["metrics"]["val"]["reward"])
-    assert meta["model"] < meta["baseline_value"]
+    # Untrained, the GNN's outcome heads are their per-(task, LLM) prior, so it routes like the
+    # lookup baseline at best: a tie is not "better than the baseline" and fails the check.
+    assert meta["model"] <= meta["baseline_value"] + 1e-12
     assert meta["margin"] == pytest.approx(meta["model"] - meta["baseline_value"])
     # The passing side of the same comparison: a model fitted for real beats random routing.
     trained = materialize(
