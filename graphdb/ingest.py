@@ -195,6 +195,7 @@ def _earliest(current: str | None, new: str | None, seen: bool) -> str | None:
 def write_tables(store: GraphStore, tables: dict[str, pa.Table]) -> dict[str, WriteStats]:
     """Write node then edge tables, in one transaction where the backend allows it."""
     written: dict[str, WriteStats] = {}
+    store.ensure_room(sum(t.nbytes for t in tables.values() if t is not None))
     with store.transaction():
         for name in WRITE_ORDER:
             table = tables.get(name)

@@ -106,6 +106,11 @@ class GraphStore(abc.ABC):
         """One backend transaction around the enclosed writes (none by default)."""
         return nullcontext()
 
+    def ensure_room(self, incoming_bytes: int) -> None:
+        """Refuse (before anything is written) a write of about ``incoming_bytes`` of new
+        data that cannot fit where the store keeps its files; no check by default."""
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes: on LadybugDB they commit or roll back together.

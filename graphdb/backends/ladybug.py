@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,6 +156,21 @@ class LadybugStore(GraphStore):
             f"(d:{rt.dst} {{{dst_key}: v_dst}}) WHERE {match} SET {sets}",
             {"rows": _stage(rows)},
         )
+
+    def ensure_room(self, incoming_bytes: int) -> None:
+        """A write copies the database, then adds the new data and its WAL beside it: refuse
+        it up front when the free space is clearly short (LadybugDB itself aborts the
+        process when its WAL hits a full disk)."""
+        if self.path is None or not self.path.exists():
+            return
+        need = self.path.stat().st_size + 2 * incoming_bytes
+        free = shutil.disk_usage(self.path.parent).free
+        if free < need:
+            raise StoreError(
+                f"not enough disk space beside {self.path}: about {need / 1e6:.1f} MB needed "
+                f"(a copy of the database and room for the new data), {free / 1e6:.1f} MB "
+                "free; nothing was written"
+            )
 
     @contextmanager
     def _begin(self) -> Iterator[None]:
