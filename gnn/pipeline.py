@@ -48,6 +48,7 @@ from gnn.evaluate import Metrics, evaluate, metrics_for_choices
 from gnn.writeback import prediction_table, write_evaluation, write_predictions
 from graphdb.store import GraphStore, WriteStats
 from prcore.errors import ConfigError
+from prcore.values import finite_or_none
 
 if TYPE_CHECKING:
     from gnn.export import TrainingSubgraph
@@ -253,21 +254,10 @@ def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] 
                 "version": ckpt["version"],
                 "created_at": ckpt["created_at"],
                 "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(_no_nan(metrics), sort_keys=True, default=str),
+                "metrics": json.dumps(finite_or_none(metrics), sort_keys=True, default=str),
             }
         ],
     )
-
-
-def _no_nan(value: Any) -> Any:
-    """``value`` with NaN floats as None (no decisions to score, e.g. votes only)."""
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def _identity(path: str) -> tuple[int, int, int] | None:

@@ -37,6 +37,7 @@ from gnn.compat import ModelMismatchError, check_finite_weights, check_graph
 from gnn.data import load_routing_data
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
+from prcore.values import finite_or_none
 
 __all__ = [
     "Explanation",
@@ -152,10 +153,6 @@ def resolve_version(store: GraphStore) -> str:
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norm > 0, norm, 1.0)).astype(np.float32)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 class RoutingService:
@@ -390,7 +387,7 @@ class RoutingService:
                 llm_id=self.router.llm_ids[m],
                 utility=float(pred.utility[i, m]),
                 performance=float(pred.performance[i, m]),
-                cost=_finite(pred.cost[i, m]) if task in priced else None,
+                cost=finite_or_none(pred.cost[i, m]) if task in priced else None,
             )
             for r, m in enumerate(order)
         ]
@@ -418,8 +415,8 @@ class RoutingService:
             task_id=data.task_ids[int(data.query_task[q])],
             similarity=float(sim),
             chosen_llm=None if llm is None else data.llm_ids[llm],
-            performance=None if llm is None else _finite(data.performance[q, llm]),
-            cost=None if llm is None else _finite(data.cost[q, llm]),
+            performance=None if llm is None else finite_or_none(data.performance[q, llm]),
+            cost=None if llm is None else finite_or_none(data.cost[q, llm]),
             preferred=self._prefs.get((user, q), []),
         )
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 from gnn.data import RoutingData
 from gnn.evaluate import metrics_by_user
 from graphdb.store import GraphStore, WriteStats
+from prcore.values import finite_or_none
 
 __all__ = ["BATCH_ROWS", "prediction_table", "write_evaluation", "write_predictions"]
 
@@ -98,9 +99,9 @@ def write_evaluation(
                 "dst": data.user_ids[u],
                 "setting": setting,
                 "shots": shots,
-                "reward": _finite(m.reward),
-                "performance": _finite(m.performance),  # NaN on votes-only queries
-                "cost": _finite(m.cost),
+                "reward": finite_or_none(m.reward),
+                "performance": finite_or_none(m.performance),  # NaN on votes-only queries
+                "cost": finite_or_none(m.cost),
                 "accuracy": m.accuracy,
                 "n": m.n,
             }
@@ -108,7 +109,3 @@ def write_evaluation(
     if not rows:  # no decisions to evaluate (a preference-only graph)
         return WriteStats()
     return store.write_edges("EVALUATED", rows)
-
-
-def _finite(value: float) -> float | None:
-    return None if np.isnan(value) else value

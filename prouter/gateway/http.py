@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from prcore.values import finite_or_none
 
 __all__ = ["HttpError", "error_response", "json_response", "read_json", "safe_header"]
 
@@ -21,19 +22,8 @@ class HttpError(Exception):
         self.status, self.message, self.kind = status, message, kind
 
 
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def dumps(payload: Any) -> bytes:
-    return json.dumps(finite(payload), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(finite_or_none(payload), ensure_ascii=False, allow_nan=False).encode()
 
 
 def json_response(

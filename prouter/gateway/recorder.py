@@ -18,7 +18,6 @@ event is never recorded twice, even when a failed write is retried.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphdb.schema import NODES, RELS
+from prcore.values import finite_or_none
 
 if TYPE_CHECKING:
     from graphdb.store import GraphStore
@@ -34,10 +34,6 @@ __all__ = ["Attempt", "Choice", "Outcome", "Preference", "Recorder", "Served"]
 
 log = logging.getLogger(__name__)
 MAX_RESPONSE_CHARS = 32_000  # of each answer kept on ANSWERED_BY.response
-
-
-def _num(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,7 @@ def event_rows(events: list[Event]) -> _Rows:
                         "dst": llm,
                         "query_id": e.query_id,
                         "model_version": e.model_version,
-                        "score": _num(utility),
+                        "score": finite_or_none(utility),
                         "rank": rank,
                     },
                 )
@@ -159,10 +155,10 @@ def event_rows(events: list[Event]) -> _Rows:
                     {
                         "src": e.query_id,
                         "dst": a.llm_id,
-                        "cost": _num(a.cost),
+                        "cost": finite_or_none(a.cost),
                         "input_tokens": a.input_tokens,
                         "output_tokens": a.output_tokens,
-                        "latency_ms": _num(a.latency_ms),
+                        "latency_ms": finite_or_none(a.latency_ms),
                         "status": a.status,
                         "response": response,
                     },
@@ -178,7 +174,7 @@ def event_rows(events: list[Event]) -> _Rows:
                     "src": e.user,
                     "dst": e.llm_id,
                     "query_id": e.query_id,
-                    "reward": _num(e.reward),
+                    "reward": finite_or_none(e.reward),
                     "ts": e.ts,
                 },
             )
