@@ -23,7 +23,7 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
 
-from gnn.checkpoint import load_file
+from gnn.checkpoint import load_file, save_file
 from gnn.data import RoutingData, Split, load_routing_data, split_queries
 from gnn.graph import build_graph
 from graphdb.store import GraphStore
@@ -192,10 +192,8 @@ def export_training_subgraph(
     g.spec = spec.as_dict()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"training-subgraph-{g.fingerprint[:16]}.pt"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        torch.save(g, tmp)
-        tmp.replace(path)
+    if not path.exists():  # the name is the content's fingerprint: same file, same graph
+        save_file(path, g, overwrite=True)
     counts = {
         "queries": len(data.query_ids),
         "llms": data.num_llms,
