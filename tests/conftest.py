@@ -12,7 +12,7 @@ the reason, except when ``PROUTER_REQUIRE_NEO4J=1`` (CI), where they fail.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,6 +58,26 @@ def open_test_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     store = open_store(server["uri"], username=server["username"], password=server["password"])
     store.clear()
     return store
+
+
+@pytest.fixture
+def store_cli_args(request: pytest.FixtureRequest) -> Callable[[GraphStore], list[str]]:
+    """Root options that point `prouter` at a test store: its LadybugDB file, or the test Neo4j."""
+
+    def args(store: GraphStore) -> list[str]:
+        if store.backend == "ladybug":
+            return ["--store", f"ladybug:{store.path}"]
+        server = request.getfixturevalue("neo4j_server")
+        return [
+            "--store",
+            server["uri"],
+            "--neo4j-user",
+            server["username"],
+            "--neo4j-password",
+            server["password"],
+        ]
+
+    return args
 
 
 @pytest.fixture(params=["ladybug", pytest.param("neo4j", marks=pytest.mark.neo4j)])

@@ -482,21 +482,6 @@ def test_format_table_aligns_columns():
 
 
 # -- the command line --------------------------------------------------------------
-def store_args(store: GraphStore, request: pytest.FixtureRequest) -> list[str]:
-    """Root options that point `prouter` at the test ``store``."""
-    if store.backend == "ladybug":
-        return ["--store", f"ladybug:{store.path}"]
-    server = request.getfixturevalue("neo4j_server")
-    return [
-        "--store",
-        server["uri"],
-        "--neo4j-user",
-        server["username"],
-        "--neo4j-password",
-        server["password"],
-    ]
-
-
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args))
 
@@ -518,9 +503,9 @@ def test_cli_show_prints_the_query():
 
 
 @pytest.fixture
-def args(graph: GraphStore, request: pytest.FixtureRequest) -> list[str]:
+def args(graph: GraphStore, store_cli_args) -> list[str]:  # type: ignore[no-untyped-def]
     """`prouter` root options for the fixture graph, once per backend."""
-    return store_args(graph, request)
+    return store_cli_args(graph)
 
 
 def test_cli_run_json(args):

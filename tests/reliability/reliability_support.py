@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,14 @@ def ingest_and_kill(db: Path, data: Path, point: str, *, after_hits: int = 0) ->
                 return False
         return any(fnmatch.fnmatch(n, point) for n in os.listdir(db.parent))
 
+    return _kill_when(child, db, reached, after_hits=after_hits)
+
+
+def _kill_when(
+    child: subprocess.Popen[str], db: Path, reached: Callable[[], bool], *, after_hits: int = 0
+) -> KillResult:
+    """Poll until ``reached()`` (at most ``MAX_WAIT_S``), wait ``after_hits`` more polls of
+    about 1 ms, then SIGKILL ``child`` if it still runs; what was beside ``db`` at that moment."""
     deadline = time.monotonic() + MAX_WAIT_S
     hit = False
     while child.poll() is None and time.monotonic() < deadline:
@@ -131,18 +140,9 @@ def raw_write_and_kill(db: Path, n_new: int, point: str = "*.wal.checkpoint") ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + MAX_WAIT_S
-    hit = False
-    while child.poll() is None and time.monotonic() < deadline:
-        if any(fnmatch.fnmatch(n, point) for n in os.listdir(db.parent)):
-            hit = True
-            break
-        time.sleep(0.0002)
-    files = sorted(os.listdir(db.parent))
-    if child.poll() is None:
-        child.send_signal(signal.SIGKILL)
-    _, stderr = child.communicate(timeout=60)
-    return KillResult(hit, child.returncode, files, stderr)
+    return _kill_when(
+        child, db, lambda: any(fnmatch.fnmatch(n, point) for n in os.listdir(db.parent))
+    )
 
 
 @dataclass(frozen=True)

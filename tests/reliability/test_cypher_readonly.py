@@ -27,20 +27,6 @@ def fill(store: GraphStore) -> None:
     store.write_nodes("LLM", [{"id": "a"}])
 
 
-def store_args(store: GraphStore, request: pytest.FixtureRequest) -> list[str]:
-    if store.backend == "ladybug":
-        return ["--store", f"ladybug:{store.path}"]
-    server = request.getfixturevalue("neo4j_server")
-    return [
-        "--store",
-        server["uri"],
-        "--neo4j-user",
-        server["username"],
-        "--neo4j-password",
-        server["password"],
-    ]
-
-
 def snapshot(store: GraphStore) -> tuple[object, ...]:
     return (store.counts(), sorted(store.node_ids("User")))
 
@@ -113,7 +99,7 @@ NEO4J = [
 ]
 
 
-def test_refused_statement_kinds_change_nothing_and_touch_no_file(store, tmp_path, request):
+def test_refused_statement_kinds_change_nothing_and_touch_no_file(store, tmp_path, store_cli_args):
     fill(store)
     before = snapshot(store)
     files = tmp_path / "files"
@@ -123,9 +109,7 @@ def test_refused_statement_kinds_change_nothing_and_touch_no_file(store, tmp_pat
     wire = tripwire(wire_path)
     for template in statements:
         statement = template.replace("{tmp}", str(files)).replace("{wire}", str(wire_path))
-        result = CliRunner().invoke(
-            cli, [*store_args(store, request), "cypher", "run", "-q", statement]
-        )
+        result = CliRunner().invoke(cli, [*store_cli_args(store), "cypher", "run", "-q", statement])
         assert result.exit_code == 1, (statement, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(REFUSED), (statement, result.output)

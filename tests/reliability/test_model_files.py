@@ -124,7 +124,8 @@ class _RunsCode:
 
 
 def plant_pickle(path: Path, marker: Path) -> None:
-    """A checkpoint-looking pickle that runs code when loaded with ``weights_only=False``."""
+    """A checkpoint-looking pickle that runs code when it is unpickled (a load that is not
+    weights-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {}, "evil": _RunsCode(marker)}, path, pickle_module=pickle)
 
