@@ -171,9 +171,9 @@ def test_an_untrained_router_predicts_the_per_task_prior(routing_data, routing_s
     router._prepare(routing_data, routing_split)
     router.model.eval()
     with torch.no_grad():
-        _, _, perf, cost = router._encode()
+        _, _, perf, cost = router.inference.encode()
     prior, _ = task_llm_prior(
-        router._ref_perf, router._ref_cost, routing_data.query_task, len(routing_data.task_ids)
+        router.features.ref_perf, router.features.ref_cost, routing_data.query_task, len(routing_data.task_ids)
     )
     np.testing.assert_allclose(
         torch.sigmoid(perf).numpy(), prior[..., 0].clip(0.02, 0.98), rtol=1e-4, atol=1e-5
@@ -202,9 +202,9 @@ def test_choices_reveal_failures_nobody_logged(routing_data, routing_split):
     router = GNNRouter(seed=0, **FAST)
     router._set_cost_rank(sparse, routing_split)
     router._prepare(sparse, routing_split)
-    queries, llms = np.nonzero(router._inferred)
+    queries, llms = np.nonzero(router.features.inferred)
     assert len(queries) > 50
-    assert (router._ref_perf[queries, llms] == 0).all()
+    assert (router.features.ref_perf[queries, llms] == 0).all()
     assert np.isnan(sparse.performance[queries, llms]).all()  # never a logged outcome
     assert routing_split.train[queries].all()
     assert routing_data.performance[queries, llms].mean() < 0.1
