@@ -31,9 +31,22 @@ from tqdm import tqdm
 
 from gnn.data import RoutingData, Split
 from gnn.inference import RouterInference
+from gnn.routers.base import training_decisions
+from gnn.validation import validation_pairs
+from gnn.weights import estimate_user_weights
 from prcore.errors import ProuterError
 
-__all__ = ["FitResult", "check_finite_loss", "fit_network"]
+__all__ = [
+    "RESIDUAL_SCALES",
+    "FitResult",
+    "check_finite_loss",
+    "fit_network",
+    "select_residual_scale",
+]
+
+#: The residual scales tried on validation after training (largest first: ties keep more
+#: of the network).
+RESIDUAL_SCALES = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +223,57 @@ def fit_network(
     result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
     log.info("%s: best validation loss %.4f", name, -best_key[0])
     return result
+
+
+def _within_one_se(gap: np.ndarray) -> bool:
+    """Whether the mean of the paired differences ``gap`` (NaN: not comparable) is at
+    most one standard error above 0."""
+    gap = gap[~np.isnan(gap)]
+    if len(gap) < 2:
+        return len(gap) == 1 and float(gap[0]) <= 0
+    return float(gap.mean()) <= float(gap.std(ddof=1)) / np.sqrt(len(gap))
+
+
+def select_residual_scale(inference: RouterInference, data: RoutingData, split: Split) -> float:
+    """Set and return the residual scale (:attr:`RouterInference.residual_scale`) chosen
+    on validation (:mod:`gnn.validation`: the utility of the routed picks' observed
+    outcomes under the users' weights from the shared estimator on training data); 1
+    when there are no validation decisions to judge by.
+
+    One-standard-error rule: the smallest scale (closest to the per-(task, LLM)
+    prior) whose mean validation utility is within one standard error of the best
+    scale's, the error of their paired per-decision difference. Where per-query
+    outcomes are hard to predict from the query (noisy embeddings, graded scores),
+    the network's correction of the prior flips choices between close LLMs at
+    random; the prior alone routes like the per-(user, task) lookup.
+    """
+    cost_norm = data.cost_norm(split.train)
+    weights = estimate_user_weights(
+        data,
+        training_decisions(data, split.train),
+        cost_norm,
+        judgements=np.flatnonzero(split.train[data.pref_query]),
+    )
+    pairs = validation_pairs(data, split, weights)
+    inference.residual_scale = 1.0
+    if len(pairs.queries) == 0 or (pairs.users < 0).any():
+        return 1.0
+    got = {}
+    for scale in RESIDUAL_SCALES:
+        inference.residual_scale = scale
+        got[scale] = pairs.utilities(
+            data, cost_norm, inference.score(pairs.users, pairs.queries, data.num_llms)
+        )
+    means = {s: float(np.nanmean(u)) if not np.isnan(u).all() else -np.inf for s, u in got.items()}
+    best = max(RESIDUAL_SCALES, key=lambda s: means[s])  # ties: the first (largest) scale
+    chosen = next((s for s in sorted(RESIDUAL_SCALES) if _within_one_se(got[best] - got[s])), best)
+    inference.residual_scale = chosen
+    inference.invalidate()
+    log.info(
+        "residual scale %.2f (validation utility %.4f; best %.2f: %.4f)",
+        chosen,
+        means[chosen],
+        best,
+        means[best],
+    )
+    return chosen

@@ -41,11 +41,26 @@ class RouterInference:
         self.model = model
         self.features = features
         self.prior_decisions = prior_decisions
+        #: How much of the network's correction of the per-(task, LLM) prior routing uses:
+        #: 1 while training; chosen on validation afterwards (``gnn.fitting``).
+        self.residual_scale = 1.0
         self._states: torch.Tensor | None = None
 
     def invalidate(self) -> None:
         """Forget the cached users' states (decisions, outcomes or weights changed)."""
         self._states = None
+
+    def outcomes(
+        self, h_q: torch.Tensor, h_l: torch.Tensor, neigh: torch.Tensor, prior: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's predicted performance logits and normalised cost, its correction
+        of the prior scaled by :attr:`residual_scale` (0: the prior alone)."""
+        perf, cost = self.model.outcomes(h_q, h_l, neigh, prior)
+        scale = self.residual_scale
+        if scale == 1.0:
+            return perf, cost
+        base_perf, base_cost = self.model.prior_outcomes(prior)
+        return base_perf + scale * (perf - base_perf), base_cost + scale * (cost - base_cost)
 
     def encode(self, neigh: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """(h_q, h_l, performance logits, normalised cost) of every query of the graph;
@@ -53,14 +68,14 @@ class RouterInference:
         f = self.features
         h_q = self.model.encode_queries(f.q_x, f.q_task)
         h_l = self.model.encode_llms(f.l_x)
-        perf, cost = self.model.outcomes(h_q, h_l, f.neigh if neigh is None else neigh, f.prior)
+        perf, cost = self.outcomes(h_q, h_l, f.neigh if neigh is None else neigh, f.prior)
         return h_q, h_l, perf, cost
 
     def user_states(self, h_q: torch.Tensor, h_l: torch.Tensor) -> torch.Tensor:
         """(U, H) every user's state from all decisions known now, shrunk to the prior."""
         f = self.features
         du, dq, dl, dr = f.dec
-        seen_p, seen_c = f.filled(*self.model.outcomes(h_q, h_l, f.neigh, f.prior))
+        seen_p, seen_c = f.filled(*self.outcomes(h_q, h_l, f.neigh, f.prior))
         msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, f.cand, dq, dl, dr)
         total, count = self.model.user_states(msgs, du, f.num_users)
         return total / (count + self.prior_decisions).clamp(min=1)
@@ -132,7 +147,7 @@ class RouterInference:
         h_q = self.model.encode_queries(x, task)
         h_l = self.model.encode_llms(f.l_x)
         prior = torch.from_numpy(f.task_prior[task.cpu().numpy()]).to(dev)
-        perf, cost = self.model.outcomes(h_q, h_l, f.neighbours(np.asarray(query_emb)), prior)
+        perf, cost = self.outcomes(h_q, h_l, f.neighbours(np.asarray(query_emb)), prior)
         states = self.cached_states(h_l)
         users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=dev)
         known = (users_t >= 0)[:, None]

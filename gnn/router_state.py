@@ -34,6 +34,7 @@ def router_state(router: GNNRouter) -> dict[str, object]:
         "train_queries": router.features.train_ids,
         "val_queries": router.features.val_ids,
         "best_epoch": router.best_epoch,
+        "residual_scale": router.inference.residual_scale,
     }
 
 
@@ -83,6 +84,10 @@ def restore_router(
             "the checkpoint's weights do not fit this version of the model (it was "
             f"trained by an older release); retrain it with `prouter train`: {exc}"
         ) from exc
+    scale = state.get("residual_scale", 1.0)  # older checkpoints: the whole correction
+    if not isinstance(scale, int | float) or not 0.0 <= float(scale) <= 1.0:
+        raise ProuterError(f"the checkpoint's residual_scale {scale!r} is not a number in [0, 1]")
+    router.inference.residual_scale = float(scale)
     router.inference.invalidate()
     router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
     return router

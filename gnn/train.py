@@ -28,7 +28,7 @@ import torch
 
 from gnn.data import RoutingData, Split
 from gnn.features import RouterFeatures, resolve_device
-from gnn.fitting import fit_network
+from gnn.fitting import fit_network, select_residual_scale
 from gnn.inference import Prediction, RouterInference
 from gnn.model import PersonalizedRouterGNN
 from gnn.router_state import restore_router, router_state
@@ -118,6 +118,7 @@ class GNNRouter(Router):
             progress=self.progress,
         )
         self.history, self.best_epoch = result.history, result.best_epoch
+        select_residual_scale(self.inference, data, split)
 
     # -- users ------------------------------------------------------------------
     def preferences(self) -> np.ndarray:
