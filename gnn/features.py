@@ -207,9 +207,10 @@ class RouterFeatures:
     # -- users' weights and what choices imply ---------------------------------------
     def logged_weights(self) -> torch.Tensor:
         """(U, 1) each user's weight measured from the rewards logged with the decisions
-        known now (the mean over them of ``(r + C) / (P + C)``); NaN for users without a
-        logged reward on an outcome the router may see, and for every user of a router
-        without users."""
+        known now (the mean over them of ``(r + C) / (P + C)``); for users without any
+        decision, :meth:`population_weight`; NaN for users with decisions but no logged
+        reward on an outcome the router may see (their learned weight counts), and for
+        every user of a router without users."""
         if not self.personalized:
             return torch.full((self.num_users, 1), torch.nan, device=self.device)
         cached = getattr(self, "_weights_of", None)
@@ -221,9 +222,23 @@ class RouterFeatures:
         cost = np.where(known, self.seen_cost[dq, dl].cpu().numpy(), np.nan)
         total, count = implied_weights(du, perf, cost, dr.astype(float), self.num_users)
         weight = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        measured = weight[~np.isnan(weight)]
+        population = float(measured.mean()) if len(measured) else np.nan
+        # Users the router knows nothing about take the population's mean measured weight
+        # (the shared estimator's prior, gnn.weights), not a learned guess.
+        undecided = np.bincount(du, minlength=self.num_users)[: self.num_users] == 0
+        weight = np.where(undecided, population, weight)
         logged = torch.tensor(weight[:, None], dtype=torch.float32, device=self.device)
-        self._weights_of = (self.dec, logged)  # until decisions are added (onboard)
+        self._weights_of = (self.dec, logged, population)  # until decisions are added (onboard)
         return logged
+
+    def population_weight(self) -> float:
+        """The mean weight measured from logged rewards over the users that have one (NaN
+        when none has, or for a router without users): the weight of an unknown user."""
+        if not self.personalized:
+            return float("nan")
+        self.logged_weights()
+        return self._weights_of[2]
 
     def failures(
         self,

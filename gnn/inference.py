@@ -152,7 +152,7 @@ class RouterInference:
         users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=dev)
         known = (users_t >= 0)[:, None]
         h_u = torch.where(known, states[users_t.clamp(min=0)], torch.zeros_like(h_q))
-        weight = torch.where(known, f.logged_weights()[users_t.clamp(min=0)], torch.nan)
+        weight = torch.where(known, f.logged_weights()[users_t.clamp(min=0)], f.population_weight())
         utility = self.route_utility(h_u, perf, cost, weight).cpu().numpy()
         lo, hi = f.task_cost_range[task.cpu().numpy()].T
         usd = cost.cpu().numpy() * (hi - lo)[:, None] + lo[:, None]
@@ -169,6 +169,10 @@ class RouterInference:
 
     @torch.no_grad()
     def prior_preference(self) -> float:
-        """The weight on quality of a user the router knows nothing about."""
+        """The weight on quality of a user the router knows nothing about: the population's
+        measured weight, else the learned prior."""
+        population = self.features.population_weight()
+        if not np.isnan(population):
+            return population
         zero = torch.zeros(1, self.model.hidden, device=self.features.device)
         return float(self.model.preference(zero))

@@ -2,8 +2,9 @@
 and what a choice says about the outcomes nobody logged.
 
 * :func:`task_llm_prior`: per (task, LLM) the empirical-Bayes mean of the training
-  outcomes (performance and normalised cost), shrunk towards the task's mean over
-  all LLMs; a training query's own outcome is left out of its prior. The network
+  outcomes (performance and normalised cost), shrunk towards the LLM's mean over
+  all tasks (an LLM's price and general skill carry across tasks; a cell nobody
+  logged takes them); a training query's own outcome is left out of its prior. The network
   refines this prior with query-level evidence, so at initialisation it routes
   like the per-(task, LLM) lookup.
 * :func:`latent_difficulty_prior`: where outcomes were logged only for the LLMs
@@ -55,8 +56,9 @@ def task_llm_prior(
     Returns ``(per_query, per_task)``: (Q, L, 3) for the queries themselves (each
     one's own outcome left out) and (T, L, 3) for new queries of each task. The
     features are the shrunk mean performance and cost of the LLM on the task and
-    ``n / (n + shrink)``, the weight of the LLM's own ``n`` outcomes against the
-    task's mean over all LLMs.
+    ``n / (n + shrink)``, the weight of the LLM's own ``n`` outcomes on the task
+    against the LLM's mean over all tasks (its price and general skill; where
+    the LLM has no training outcome at all, the task's mean over all LLMs).
     """
     n_q = ref_perf.shape[0]
     known = ~np.isnan(ref_perf)
@@ -64,8 +66,11 @@ def task_llm_prior(
     onehot = np.zeros((n_tasks, n_q))
     onehot[task, np.arange(n_q)] = 1.0
     sums = (onehot @ known, onehot @ perf, onehot @ cost)  # each (T, L)
-    loo = tuple(s[task] - own for s, own in zip(sums, (known, perf, cost), strict=True))
-    return _shrunk(*loo, shrink), _shrunk(*sums, shrink)
+    totals = tuple(s.sum(0, keepdims=True) for s in sums)  # each (1, L): the LLM over tasks
+    own = (known, perf, cost)
+    loo = tuple(s[task] - o for s, o in zip(sums, own, strict=True))
+    loo_totals = tuple(t - o for t, o in zip(totals, own, strict=True))
+    return _shrunk(loo, loo_totals, shrink), _shrunk(sums, totals, shrink)
 
 
 def latent_difficulty_prior(
@@ -75,11 +80,16 @@ def latent_difficulty_prior(
     *,
     steps: int = 300,
     difficulty_scale: float = 1.5,
+    task_skill_scale: float = 1.0,
+    skill_scale: float = 2.0,
     seed: int = 0,
 ) -> np.ndarray:
     """(T, L) the mean success probability of each LLM over its task's training queries
     under the latent-difficulty model (see the module docstring), fitted by maximum a
-    posteriori (``d_q ~ N(0, difficulty_scale^2)``) to the known outcomes in
+    posteriori (``d_q ~ N(0, difficulty_scale^2)``; ``s_tl = g_l + e_tl``, the LLM's
+    general skill ``g_l ~ N(0, skill_scale^2)`` plus a task-specific part
+    ``e_tl ~ N(0, task_skill_scale^2)``, so a cell nobody logged keeps the LLM's
+    general skill) to the known outcomes in
     ``ref_perf`` (Q, L; NaN: unknown; graded scores are soft targets)."""
     known = ~np.isnan(ref_perf)
     rows = np.flatnonzero(known.any(1))
@@ -91,17 +101,22 @@ def latent_difficulty_prior(
     target = torch.tensor(ref_perf[rows][q, m], dtype=torch.float32)
     t_of = torch.from_numpy(task[rows])
     q_t, m_t = torch.from_numpy(q), torch.from_numpy(m)
-    skill = torch.zeros(n_tasks, ref_perf.shape[1], requires_grad=True)
+    general = torch.zeros(ref_perf.shape[1], requires_grad=True)
+    specific = torch.zeros(n_tasks, ref_perf.shape[1], requires_grad=True)
     difficulty = (0.01 * torch.randn(len(rows), generator=generator)).requires_grad_()
-    optim = torch.optim.Adam([skill, difficulty], lr=0.1)
+    optim = torch.optim.Adam([general, specific, difficulty], lr=0.1)
     for _ in range(steps):
+        skill = general + specific
         logits = skill[t_of[q_t], m_t] - difficulty[q_t]
         loss = F.binary_cross_entropy_with_logits(logits, target, reduction="sum")
         loss = loss + (difficulty.square() / (2 * difficulty_scale**2)).sum()
+        loss = loss + (specific.square() / (2 * task_skill_scale**2)).sum()
+        loss = loss + (general.square() / (2 * skill_scale**2)).sum()
         optim.zero_grad()
         loss.backward()
         optim.step()
     with torch.no_grad():
+        skill = general + specific
         prob = torch.sigmoid(skill[t_of] - difficulty[:, None]).numpy()  # (rows, L)
     for t in range(n_tasks):
         mine = task[rows] == t
@@ -110,10 +125,16 @@ def latent_difficulty_prior(
     return out
 
 
-def _shrunk(count: np.ndarray, s_perf: np.ndarray, s_cost: np.ndarray, shrink: float) -> np.ndarray:
-    total = np.maximum(count.sum(1, keepdims=True), 1.0)
-    base_perf = s_perf.sum(1, keepdims=True) / total
-    base_cost = s_cost.sum(1, keepdims=True) / total
+def _shrunk(cell: tuple[np.ndarray, ...], llm: tuple[np.ndarray, ...], shrink: float) -> np.ndarray:
+    """The prior features from (count, performance sum, cost sum) of each cell and of its
+    LLM over all tasks: cells shrink towards their LLM's mean, an LLM without any
+    outcome towards the row's mean over LLMs."""
+    count, s_perf, s_cost = cell
+    l_count, l_perf, l_cost = (np.broadcast_to(x, count.shape) for x in llm)
+    row = np.maximum(count.sum(1, keepdims=True), 1.0)
+    known = l_count > 0
+    base_perf = np.where(known, l_perf / np.maximum(l_count, 1), s_perf.sum(1, keepdims=True) / row)
+    base_cost = np.where(known, l_cost / np.maximum(l_count, 1), s_cost.sum(1, keepdims=True) / row)
     denominator = count + shrink
     out = np.empty((*count.shape, PRIOR_FEATURES), dtype=np.float32)
     out[..., 0] = (s_perf + shrink * base_perf) / denominator

@@ -13,21 +13,32 @@ NAN = np.nan
 
 
 def test_task_llm_prior_by_hand():
-    """Task 0 has outcomes of LLM 0 on q0 (1) and q1 (0) and of LLM 1 on q0 (0): with
-    shrink 1 towards the task mean 1/3, LLM 0 gets (1 + 1/3) / 3 and LLM 1 (0 + 1/3) / 2;
-    q0's own prior leaves its outcomes out (LLM 0 known from q1 only, LLM 1 not at all)."""
+    """Task 0 has outcomes of LLM 0 on q0 (1) and q1 (0) and of LLM 1 on q0 (0); task 1 of
+    both on q2 (1, 1). Cells shrink (shrink 1) towards their LLM's mean over all tasks:
+    LLM 0's is 2/3 (cost 0.7/3), LLM 1's 1/2 (cost 0.7). So on task 0 LLM 0 gets
+    (1 + 2/3) / 3 and LLM 1 (0 + 1/2) / 2. q0's own prior leaves its outcomes out: LLM 0
+    is known from q1 (0) and, over tasks, from q1 and q2 (mean 1/2); LLM 1 not at all on
+    task 0, so it takes its mean over tasks without q0 (q2: 1)."""
     perf = np.array([[1.0, 0.0], [0.0, NAN], [1.0, 1.0], [NAN, NAN]])
     cost = np.array([[0.5, 1.0], [0.0, NAN], [0.2, 0.4], [NAN, NAN]])
     task = np.array([0, 0, 1, 1])
     per_query, per_task = task_llm_prior(perf, cost, task, 2, shrink=1.0)
-    np.testing.assert_allclose(per_task[0, :, 0], [4 / 9, 1 / 6])
-    np.testing.assert_allclose(per_task[0, :, 1], [(0.5 + 0.5) / 3, (1.0 + 0.5) / 2])
-    np.testing.assert_allclose(per_task[0, :, 2], [2 / 3, 1 / 2])
-    # q0 without its own outcomes: only q1's LLM 0 = 0 (cost 0) remains.
-    np.testing.assert_allclose(per_query[0, :, 0], [0.0, 0.0])
-    np.testing.assert_allclose(per_query[0, :, 2], [1 / 2, 0.0])
+    np.testing.assert_allclose(per_task[0, :, 0], [5 / 9, 1 / 4], rtol=1e-6)
+    np.testing.assert_allclose(per_task[0, :, 1], [(0.5 + 0.7 / 3) / 3, (1.0 + 0.7) / 2], rtol=1e-6)
+    np.testing.assert_allclose(per_task[0, :, 2], [2 / 3, 1 / 2], rtol=1e-6)
+    np.testing.assert_allclose(per_query[0, :, 0], [1 / 4, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(per_query[0, :, 2], [1 / 2, 0.0], rtol=1e-6)
     # q3 has no outcome of its own: its prior is its task's.
     np.testing.assert_allclose(per_query[3], per_task[1])
+
+
+def test_an_llm_nobody_logged_on_a_task_keeps_its_price_and_skill():
+    """Real logs: a dear LLM never served on one task still costs what it costs elsewhere
+    (not the task's mean over cheap LLMs)."""
+    perf = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, NAN], [0.0, NAN]])
+    cost = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, NAN], [0.0, NAN]])
+    _, per_task = task_llm_prior(perf, cost, np.array([0, 0, 1, 1]), 2)
+    assert per_task[1, 1, 1] == pytest.approx(1.0) and per_task[1, 1, 0] == pytest.approx(1.0)
 
 
 def test_logged_rewards_give_the_users_exact_weights():

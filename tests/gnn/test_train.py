@@ -163,6 +163,24 @@ def test_users_weights_are_measured_from_their_logged_rewards(gnn, routing_data)
     np.testing.assert_allclose(gnn.preferences(), routing_data.user_alpha, atol=0.03)
 
 
+def test_users_without_decisions_take_the_population_weight(gnn, routing_data):
+    """A user without decisions (and an unknown user, row -1) is routed with the mean
+    weight measured from the other users' logged rewards, as the shared estimator's prior."""
+    keep = routing_data.dec_user != 0
+    silent = dataclasses.replace(
+        routing_data,
+        dec_user=routing_data.dec_user[keep],
+        dec_query=routing_data.dec_query[keep],
+        dec_llm=routing_data.dec_llm[keep],
+        dec_reward=routing_data.dec_reward[keep],
+    )
+    router = GNNRouter.from_state(gnn.state(), silent, device="cpu")
+    weights = router.preferences()
+    np.testing.assert_allclose(weights[0], weights[1:].mean(), atol=1e-6)
+    assert router.prior_preference() == pytest.approx(weights[1:].mean(), abs=1e-6)
+    assert abs(weights[0] - routing_data.user_alpha[0]) > 0.1  # not user 0's own weight
+
+
 def test_an_untrained_router_predicts_the_per_task_prior(routing_data, routing_split):
     """The network refines the per-(task, LLM) prior: before training it predicts it."""
     import torch
