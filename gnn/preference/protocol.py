@@ -63,6 +63,8 @@ def without_users(data: RoutingData, held: np.ndarray) -> RoutingData:
         pref_lose=data.pref_lose[keep],
         tie_query=data.tie_query[tie_keep] if len(data.tie_user) else data.tie_query,
         tie_user=data.tie_user[tie_keep],
+        tie_a=data.tie_a[tie_keep] if len(data.tie_a) == len(data.tie_user) else data.tie_a[:0],
+        tie_b=data.tie_b[tie_keep] if len(data.tie_b) == len(data.tie_user) else data.tie_b[:0],
     )
 
 
