@@ -92,6 +92,11 @@ def main() -> None:
         choices=TIE_OPTIONS,
         help="how the Bradley-Terry baselines train on ties",
     )
+    parser.add_argument(
+        "--calibrate",
+        default="",
+        help="routers also scored temperature-calibrated (NAME+T), e.g. gnn",
+    )
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=60)
     args = parser.parse_args()
@@ -126,6 +131,7 @@ def main() -> None:
             [int(s) for s in args.seeds.split(",")],
             configs={"gnn": gnn, "gnn_nonpersonal": gnn}
             | {bt: {"ties": args.ties} for bt in ("bt", "bt_task", "bt_user")},
+            calibrate=[r for r in args.calibrate.split(",") if r],
             on_result=lambda r, s, m, n=name: print(
                 f"{n} seed {s} {r}: {m.accuracy:.4f}", flush=True
             ),
