@@ -28,6 +28,7 @@ import pyarrow as pa
 import torch
 
 from gnn.data import load_routing_data
+from gnn.preference.base import DEFAULT_TIES, TIE_OPTIONS
 from gnn.preference.protocol import DEFAULT_ROUTERS, compare_on_preferences
 from graphdb.ingest import write_tables
 from graphdb.store import open_store
@@ -82,6 +83,20 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--queries-per-user", type=int, default=150)
     parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument(
+        "--tie-margin", type=float, default=0.0, help="rewards this close are tie votes"
+    )
+    parser.add_argument(
+        "--ties",
+        default=DEFAULT_TIES,
+        choices=TIE_OPTIONS,
+        help="how the Bradley-Terry baselines train on ties",
+    )
+    parser.add_argument(
+        "--calibrate",
+        default="",
+        help="routers also scored temperature-calibrated (NAME+T), e.g. gnn",
+    )
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=60)
     args = parser.parse_args()
@@ -104,6 +119,7 @@ def main() -> None:
             pairs_per_query=args.pairs,
             queries_per_user=args.queries_per_user,
             seed=0,
+            tie_margin=args.tie_margin,
         )
         with tempfile.TemporaryDirectory() as tmp, open_store(f"ladybug:{tmp}/g.lbug") as store:
             write_tables(store, base | votes)
@@ -113,7 +129,9 @@ def main() -> None:
             data,
             args.routers.split(","),
             [int(s) for s in args.seeds.split(",")],
-            configs={"gnn": gnn, "gnn_nonpersonal": gnn},
+            configs={"gnn": gnn, "gnn_nonpersonal": gnn}
+            | {bt: {"ties": args.ties} for bt in ("bt", "bt_task", "bt_user")},
+            calibrate=[r for r in args.calibrate.split(",") if r],
             on_result=lambda r, s, m, n=name: print(
                 f"{n} seed {s} {r}: {m.accuracy:.4f}", flush=True
             ),
@@ -126,6 +144,9 @@ def main() -> None:
         results[name] = comparison.as_dict() | {
             "spread": SCENARIOS[name],
             "votes": len(data.pref_user),
+            "ties": len(data.tie_query),
+            "tie_margin": args.tie_margin,
+            "bt_ties": args.ties,
         }
         args.out.write_text(json.dumps(results, indent=2))
 

@@ -69,6 +69,9 @@ class RoutingData:
     pref_lose: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tie_query: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # ties
     tie_user: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # their users
+    # The two LLMs of each tie (same order as tie_query; empty where not kept, e.g. exports).
+    tie_a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tie_b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     meta: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -121,7 +124,7 @@ def _preferences(
     store: GraphStore, users: dict[str, int], queries: dict[str, int], llms: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct non-tie judgements (user, query, winner, loser) of the loaded queries,
-    and the (user, query) of the tie judgements."""
+    and the (user, query, LLM, other LLM) of the tie judgements."""
     table = store.export_edges("PREFERRED", ["query_id", "over", "tie"]).to_pydict()
     pairs, ties = set(), []
     for u, w, q, lose, tie in zip(
@@ -130,11 +133,11 @@ def _preferences(
         if q not in queries or w not in llms or lose not in llms or w == lose:
             continue
         if tie:
-            ties.append((users[u], queries[q]))
+            ties.append((users[u], queries[q], llms[w], llms[lose]))
         else:
             pairs.add((users[u], queries[q], llms[w], llms[lose]))
     ordered = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 4)
-    return ordered, np.array(ties, dtype=np.int64).reshape(-1, 2)
+    return ordered, np.array(ties, dtype=np.int64).reshape(-1, 4)
 
 
 def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) -> RoutingData:
@@ -225,6 +228,8 @@ def load_routing_data(store: GraphStore, *, tasks: Sequence[str] | None = None) 
         pref_lose=pairs[:, 3],
         tie_query=tied[:, 1],
         tie_user=tied[:, 0],
+        tie_a=tied[:, 2],
+        tie_b=tied[:, 3],
         meta={"duplicate_decisions_dropped": len(dec) - len(dec_arr)},
     )
 

@@ -57,6 +57,7 @@ __all__ = [
     "summarise",
     "summarise_baselines",
     "table",
+    "unavailable_settings",
 ]
 
 DEFAULT_SHOTS = (0, 1, 3, 5, 10)
@@ -335,6 +336,21 @@ def new_llm_evaluation(
 
 
 SETTINGS = ("new_user", "new_llm")
+
+
+def unavailable_settings(data: RoutingData, names: Sequence[str]) -> dict[str, str]:
+    """The settings in ``names`` that ``data`` cannot evaluate, and why: both score routed
+    decisions (CHOSE) on test queries, so a preference-only graph (votes, no decisions)
+    has neither; its new-user curve is the pairwise one (``prouter evaluate``)."""
+    why = {}
+    if len(np.unique(data.dec_user)) < 2:
+        why["new_user"] = (
+            "needs at least two users with decisions (CHOSE); votes-only graphs: see the "
+            "pairwise new-user curve of `prouter evaluate`"
+        )
+    if len(data.dec_user) == 0 or np.isnan(data.performance).all():
+        why["new_llm"] = "needs decisions (CHOSE) and outcomes (ANSWERED_BY)"
+    return {name: why[name] for name in names if name in why}
 
 
 def check_settings(names: Sequence[str]) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "data_snapshot",
     "few_shot_cache_path",
     "few_shot_results",
+    "few_shot_skipped",
     "prediction_completeness",
     "read_checkpoint",
     "record_model",
@@ -359,6 +360,16 @@ def few_shot_results(
     results = _run_few_shot(ref, settings, shots=shots, users=users, device=device)
     save_file(cached, [r.to_plain() for r in results], overwrite=True)
     return results
+
+
+def few_shot_skipped(ref: ModelRef, settings: Sequence[str]) -> dict[str, str]:
+    """The few-shot settings the training subgraph of ``ref`` cannot evaluate, and why
+    (``gnn.fewshot.unavailable_settings``: e.g. a preference-only graph has no decisions)."""
+    from gnn.export import load_training_subgraph
+    from gnn.fewshot import check_settings, unavailable_settings
+
+    check_settings(settings)
+    return unavailable_settings(load_training_subgraph(ref.export).data, settings)
 
 
 def few_shot_cache_path(

@@ -26,7 +26,7 @@ import functools
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,9 +34,11 @@ import numpy as np
 
 from gnn.checkpoint import load_checkpoint
 from gnn.compat import ModelMismatchError, check_finite_weights, check_graph
+from gnn.cost_estimate import ESTIMATED, KNOWN, UNKNOWN, estimate_costs, price_costs
 from gnn.data import load_routing_data
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
+from prcore.utility import normalise_cost, task_cost_range, utility
 from prcore.values import finite_or_none
 
 __all__ = [
@@ -75,7 +77,11 @@ class RankedLLM:
     llm_id: str
     utility: float  # the user's expected utility, higher is better
     performance: float  # predicted probability of success / score
-    cost: float | None  # predicted cost in USD; None without outcome costs (votes only)
+    cost: float | None  # predicted or estimated cost in USD; None when unknown
+    # "known": predicted from the task's logged outcome costs; "estimated": from the LLMs'
+    # prices and the query's length (votes-only tasks, gnn.cost_estimate); "unknown": left
+    # out of the utility.
+    cost_source: str = KNOWN
 
 
 @dataclass(frozen=True)
@@ -367,6 +373,41 @@ class RoutingService:
         known = ~np.isnan(self.data.cost).all(axis=1)
         return {self.data.task_ids[t] for t in np.unique(self.data.query_task[known])}
 
+    @functools.cached_property
+    def _estimated_range(self) -> np.ndarray:
+        """(T, 2) each task's min and max cost estimated from prices and query lengths over
+        the graph's queries (gnn.cost_estimate): the scale of votes-only tasks' costs."""
+        chars = np.array([np.nan if not t else float(len(t)) for t in self.query_text])
+        blank = replace(self.data, cost=np.full_like(self.data.cost, np.nan))
+        est = estimate_costs(blank, chars)
+        return task_cost_range(est.cost, self.data.query_task, len(self.data.task_ids))
+
+    def _costs(
+        self, req: RouteRequest, task: str, row: int, pred: Any, i: int
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(utility, USD cost or NaN, cost source) of every LLM for one request.
+
+        Tasks with logged outcome costs: the router's predictions. Votes-only tasks
+        have no cost to learn from: where every LLM has a price, the cost is estimated
+        from the prices and the query's length and replaces the router's (unlearned)
+        cost in the utility; otherwise it is unknown and left out."""
+        if task in self._priced_tasks:
+            return pred.utility[i], pred.cost[i], KNOWN
+        row_of = {m: j for j, m in enumerate(self.data.llm_ids)}
+        price = np.array(
+            [
+                self.data.llm_price[row_of[m]] if m in row_of else (np.nan,) * 2
+                for m in self.router.llm_ids
+            ]
+        )
+        est = price_costs(np.array([float(len(req.query))]), price)[0]
+        if not np.isfinite(est).all():
+            return pred.utility[i], np.full(len(est), np.nan), UNKNOWN
+        t = self.data.task_ids.index(task)
+        norm = normalise_cost(est[None], np.array([t]), self._estimated_range)[0]
+        weight = self._weights[row] if row >= 0 else self._prior_weight
+        return utility(float(weight), pred.performance[i], norm), est, ESTIMATED
+
     def _result(
         self,
         req: RouteRequest,
@@ -377,17 +418,16 @@ class RoutingService:
         pred: Any,
         i: int,
     ) -> RouteResult:
-        order = np.argsort(-pred.utility[i], kind="stable")
-        # Votes-only tasks have no outcome cost to learn USD from: the cost is unknown.
-        priced = self._priced_tasks
-
+        values, cost, source = self._costs(req, task, int(row), pred, i)
+        order = np.argsort(-values, kind="stable")
         ranking = [
             RankedLLM(
                 rank=r + 1,
                 llm_id=self.router.llm_ids[m],
-                utility=float(pred.utility[i, m]),
+                utility=float(values[m]),
                 performance=float(pred.performance[i, m]),
-                cost=finite_or_none(pred.cost[i, m]) if task in priced else None,
+                cost=finite_or_none(cost[m]),
+                cost_source=source,
             )
             for r, m in enumerate(order)
         ]

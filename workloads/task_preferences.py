@@ -7,7 +7,8 @@ quality-first on code and cost-first on commonsense, another the reverse; with
 a small one everybody is about the same. Shown two LLMs' answers to a query, a
 user prefers the one with the higher perceived reward
 ``alpha * (performance + N(0, noise)) - (1 - alpha) * cost_norm`` (cost min-max
-normalised per task, as in :mod:`workloads.simulate`); equal rewards are ties.
+normalised per task, as in :mod:`workloads.simulate`); rewards within
+``tie_margin`` of each other (default: equal) are ties.
 Votes carry increasing timestamps (``ts``). The outcomes are only used to
 simulate: :func:`preference_only_tables` keeps the graph's queries, tasks and
 LLMs and the votes, and no ``ANSWERED_BY``.
@@ -39,11 +40,16 @@ def simulate_task_preferences(
     noise: float = 0.1,
     seed: int = 0,
     user_prefix: str = "voter-",
+    tie_margin: float = 0.0,
 ) -> dict[str, pa.Table]:
     """Votes of ``n_users`` simulated users (see the module docstring) as graph tables
     (User, ASKED, PREFERRED with ``ts``)."""
-    if spread < 0 or noise < 0 or pairs_per_query < 1 or not 0 < centre < 1:
-        raise ConfigError("spread and noise must be >= 0, pairs_per_query >= 1, 0 < centre < 1")
+    if min(spread, noise, tie_margin) < 0 or pairs_per_query < 1 or not 0 < centre < 1:
+        raise ConfigError(
+            "spread, noise and tie_margin must be >= 0, pairs_per_query >= 1, 0 < centre < 1"
+        )
+    if n_users < 1:
+        raise ConfigError(f"need at least one voter, got {n_users}")
     rng = np.random.default_rng(seed)
     tasks = outcomes.task_index
     z = rng.normal(size=(n_users, int(tasks.max()) + 1))
@@ -73,7 +79,7 @@ def simulate_task_preferences(
                 for _ in range(pairs_per_query)
             }
             for a, b in sorted(pairs):
-                tie = bool(np.isclose(reward[a], reward[b], rtol=0, atol=1e-12))
+                tie = bool(abs(reward[a] - reward[b]) <= max(tie_margin, 1e-12))
                 win, lose = (a, b) if tie or reward[a] > reward[b] else (b, a)
                 ts = (start + timedelta(minutes=len(rows))).isoformat().replace("+00:00", "Z")
                 rows.append((user_ids[u], llms[win], qids[q], llms[lose], tie, ts))

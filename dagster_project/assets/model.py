@@ -85,10 +85,14 @@ def few_shot_evaluation(
     """EVALUATED edges (settings 'new_user' / 'new_llm', shots k): held-out users onboarded
     with k decisions, a held-out LLM added with k outcomes, without retraining."""
     from gnn.fewshot import summarise
-    from gnn.pipeline import few_shot_results, write_few_shot_evaluation
+    from gnn.pipeline import few_shot_results, few_shot_skipped, write_few_shot_evaluation
 
-    results = few_shot_results(
-        trained_model, config.settings, shots=config.shots, device=device.resolve()
+    skipped = few_shot_skipped(trained_model, config.settings)
+    runnable = [s for s in config.settings if s not in skipped]
+    results = (
+        few_shot_results(trained_model, runnable, shots=config.shots, device=device.resolve())
+        if runnable
+        else []
     )
     with graph_store.open() as store:
         written = write_few_shot_evaluation(store, trained_model, results)
@@ -98,7 +102,8 @@ def few_shot_evaluation(
         for r in results
         for k in r.by_shots
     }
-    return dg.Output(sections, metadata=metadata | write_metadata({"EVALUATED": written}))
+    notes = {f"{name} skipped": why for name, why in skipped.items()}
+    return dg.Output(sections, metadata=metadata | notes | write_metadata({"EVALUATED": written}))
 
 
 @dg.asset(group_name="model", kinds={"pytorch"}, partitions_def=users_partitions)

@@ -18,7 +18,20 @@ import numpy as np
 from gnn.data import RoutingData
 from gnn.routers.base import Router
 
-__all__ = ["PreferenceRouter", "Votes", "votes_of"]
+__all__ = [
+    "DEFAULT_TIES",
+    "TIE_OPTIONS",
+    "PreferenceRouter",
+    "Votes",
+    "check_ties",
+    "no_votes",
+    "ties_of",
+    "votes_of",
+]
+
+#: How Bradley-Terry baselines train on ties (gnn.preference.bradley_terry), or "off".
+TIE_OPTIONS = ("davidson", "half", "off")
+DEFAULT_TIES = "half"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,33 @@ def votes_of(data: RoutingData, mask: np.ndarray, *, choices: bool = True) -> Vo
         dd = d[row]
         parts.append((data.dec_user[dd], data.dec_query[dd], data.dec_llm[dd], other))
     return Votes(*(np.concatenate(arrays).astype(np.int64) for arrays in zip(*parts, strict=True)))
+
+
+def check_ties(ties: str) -> str:
+    """``ties`` if it is one of :data:`TIE_OPTIONS`, else a ConfigError."""
+    if ties not in TIE_OPTIONS:
+        from prcore.errors import ConfigError
+
+        raise ConfigError(f"ties must be one of {', '.join(TIE_OPTIONS)}; got {ties!r}")
+    return ties
+
+
+def no_votes() -> Votes:
+    """An empty :class:`Votes`."""
+    empty = np.zeros(0, dtype=np.int64)
+    return Votes(empty, empty, empty, empty)
+
+
+def ties_of(data: RoutingData, mask: np.ndarray) -> Votes:
+    """The tie votes on the queries in ``mask``, as (user, query, one LLM, the other);
+    none where the data keeps no tie pairs (e.g. a training-subgraph export)."""
+    n = len(data.tie_query)
+    if n == 0 or not len(data.tie_a) == len(data.tie_b) == len(data.tie_user) == n:
+        return no_votes()
+    t = np.flatnonzero(mask[data.tie_query])
+    return Votes(
+        *(a[t].astype(np.int64) for a in (data.tie_user, data.tie_query, data.tie_a, data.tie_b))
+    )
 
 
 class PreferenceRouter(Router):

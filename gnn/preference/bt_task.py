@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.preference.base import PreferenceRouter, votes_of
-from gnn.preference.bradley_terry import fit_bradley_terry
-from gnn.preference.shrinkage import fit_shrunk
+from gnn.preference.base import (
+    DEFAULT_TIES,
+    PreferenceRouter,
+    check_ties,
+    no_votes,
+    ties_of,
+    votes_of,
+)
+from gnn.preference.shrinkage import fit_shrunk, global_fit
 
 __all__ = ["TaskBradleyTerryRouter"]
 
@@ -17,15 +23,25 @@ class TaskBradleyTerryRouter(PreferenceRouter):
 
     name = "bt_task"
 
-    def __init__(self, seed: int = 0, *, l2: float | None = None, **config: object) -> None:
-        super().__init__(seed, l2=l2, **config)
-        self.l2 = l2
+    def __init__(
+        self, seed: int = 0, *, l2: float | None = None, ties: str = DEFAULT_TIES, **config: object
+    ) -> None:
+        super().__init__(seed, l2=l2, ties=ties, **config)
+        self.l2, self.ties = l2, check_ties(ties)
 
     def _fit(self, data: RoutingData, split: Split) -> None:
         train, val = votes_of(data, split.train), votes_of(data, split.val)
-        base = fit_bradley_terry(train.win, train.lose, data.num_llms, l2=1e-2)[0]
+        ties = ties_of(data, split.train) if self.ties != "off" else no_votes()
+        base, self.tie_weight = global_fit(train, ties, data.num_llms, self.ties)
         self.theta, self.chosen_l2 = fit_shrunk(
-            train, val, lambda v: data.query_task[v.query], len(data.task_ids), base, self.l2
+            train,
+            val,
+            lambda v: data.query_task[v.query],
+            len(data.task_ids),
+            base,
+            self.l2,
+            ties,
+            self.ties,
         )
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 ``theta_u = theta_global + delta_u`` with ``delta_u ~ N(0, 1 / l2)``: a user
 with few votes stays near everyone's ranking. New users are onboarded by
-fitting their ``delta_u`` on their votes, the global fit and ``l2`` unchanged.
+fitting their ``delta_u`` on their votes, the global fit unchanged and ``l2`` the
+one chosen on validation without ties (onboarding votes are decided votes).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from contextlib import contextmanager
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.preference.base import PreferenceRouter, Votes, votes_of
+from gnn.preference.base import (
+    DEFAULT_TIES,
+    PreferenceRouter,
+    Votes,
+    check_ties,
+    no_votes,
+    ties_of,
+    votes_of,
+)
 from gnn.preference.bradley_terry import fit_bradley_terry
-from gnn.preference.shrinkage import fit_shrunk
+from gnn.preference.shrinkage import fit_shrunk, global_fit
 
 __all__ = ["UserBradleyTerryRouter"]
 
@@ -26,16 +35,33 @@ class UserBradleyTerryRouter(PreferenceRouter):
     name = "bt_user"
     personalized = True
 
-    def __init__(self, seed: int = 0, *, l2: float | None = None, **config: object) -> None:
-        super().__init__(seed, l2=l2, **config)
-        self.l2 = l2
+    def __init__(
+        self, seed: int = 0, *, l2: float | None = None, ties: str = DEFAULT_TIES, **config: object
+    ) -> None:
+        super().__init__(seed, l2=l2, ties=ties, **config)
+        self.l2, self.ties = l2, check_ties(ties)
 
     def _fit(self, data: RoutingData, split: Split) -> None:
         train, val = votes_of(data, split.train), votes_of(data, split.val)
-        self.global_theta = fit_bradley_terry(train.win, train.lose, data.num_llms, l2=1e-2)[0]
+        ties = ties_of(data, split.train) if self.ties != "off" else no_votes()
+        self.global_theta, self.tie_weight = global_fit(train, ties, data.num_llms, self.ties)
         self.theta, self.chosen_l2 = fit_shrunk(
-            train, val, lambda v: v.user, len(data.user_ids), self.global_theta, self.l2
+            train,
+            val,
+            lambda v: v.user,
+            len(data.user_ids),
+            self.global_theta,
+            self.l2,
+            ties,
+            self.ties,
         )
+        # New users are onboarded from decided votes only: their shrinkage is the one chosen
+        # without ties (ties regularise known users, so theirs is weaker than a new user needs).
+        self.onboard_l2 = self.chosen_l2
+        if len(ties) and self.ties != "off":
+            _, self.onboard_l2 = fit_shrunk(
+                train, val, lambda v: v.user, len(data.user_ids), self.global_theta, self.l2
+            )
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         return self.theta[users]
@@ -52,7 +78,7 @@ class UserBradleyTerryRouter(PreferenceRouter):
             group=row,
             n_groups=len(users),
             prior=self.global_theta,
-            l2=self.chosen_l2,
+            l2=self.onboard_l2,
         )
         self.theta[users] = fitted
         try:

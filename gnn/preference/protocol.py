@@ -23,7 +23,7 @@ import numpy as np
 
 from gnn.data import RoutingData, split_queries
 from gnn.preference.base import PreferenceRouter, Votes, votes_of
-from gnn.preference.metrics import PairMetrics, score_votes
+from gnn.preference.metrics import PairMetrics, pair_metrics, pair_probability, score_votes
 from gnn.routers.base import Router
 
 __all__ = [
@@ -63,6 +63,8 @@ def without_users(data: RoutingData, held: np.ndarray) -> RoutingData:
         pref_lose=data.pref_lose[keep],
         tie_query=data.tie_query[tie_keep] if len(data.tie_user) else data.tie_query,
         tie_user=data.tie_user[tie_keep],
+        tie_a=data.tie_a[tie_keep] if len(data.tie_a) == len(data.tie_user) else data.tie_a[:0],
+        tie_b=data.tie_b[tie_keep] if len(data.tie_b) == len(data.tie_user) else data.tie_b[:0],
     )
 
 
@@ -93,15 +95,15 @@ def _ties(data: RoutingData, queries: np.ndarray, users: np.ndarray | None) -> i
     return int(mask.sum())
 
 
-def _first_votes(votes: Votes, k: int, seed: int) -> Votes:
-    """Each user's first ``k`` votes in a seeded order (nested in k)."""
+def _first_vote_index(votes: Votes, k: int, seed: int) -> np.ndarray:
+    """Indices of each user's first ``k`` votes in a seeded order (nested in k)."""
     order = np.random.default_rng(seed + 104729).permutation(len(votes))
-    shuffled = votes.take(order)
+    users = votes.user[order]
     rank = np.zeros(len(votes), dtype=np.int64)
-    for u in np.unique(shuffled.user):
-        mine = np.flatnonzero(shuffled.user == u)
+    for u in np.unique(users):
+        mine = np.flatnonzero(users == u)
         rank[mine] = np.arange(len(mine))
-    return shuffled.take(np.flatnonzero(rank < k))
+    return order[rank < k]
 
 
 @dataclass
@@ -170,8 +172,11 @@ def compare_on_preferences(
     held_out: float = 1 / 3,
     configs: dict[str, dict] | None = None,
     on_result: Callable[[str, int, PairMetrics], None] | None = None,
+    calibrate: Sequence[str] = (),
 ) -> PreferenceComparison:
-    """Fit and score every router on every seed (see the module docstring)."""
+    """Fit and score every router on every seed (see the module docstring); each router
+    in ``calibrate`` is also scored as ``NAME+T``, its probabilities temperature-scaled
+    (gnn.preference.calibration; the temperature chosen on validation-query votes)."""
     from gnn.experiment import router_registry
     from prcore.errors import ConfigError, ProuterError
 
@@ -196,13 +201,40 @@ def compare_on_preferences(
             router.fit(train_data, split)
             metrics = score_votes(router, data, known_test, _ties(data, split.test, ~held))
             result.by_query.setdefault(name, []).append(metrics)
+            if name in calibrate:
+                known_val = votes_of(train_data, split.val, choices=False)
+                result.by_query.setdefault(f"{name}+T", []).append(
+                    _calibrated(router, data, known_val, known_test, metrics.ties)
+                )
             if on_result:
                 on_result(name, seed, metrics)
             if not held.any():
                 continue
             curve = result.by_user.setdefault(name, {})
+            calibrated = result.by_user.setdefault(f"{name}+T", {}) if name in calibrate else None
             for k in shots:
-                with onboarded(router, data, _first_votes(pool, k, seed)):
+                first = _first_vote_index(pool, k, seed)
+                with onboarded(router, data, pool.take(first)):
                     scored = score_votes(router, data, new_test, _ties(data, split.test, held))
+                    if calibrated is not None:
+                        unused = np.setdiff1d(np.flatnonzero(split.val[pool.query]), first)
+                        calibrated.setdefault(k, []).append(
+                            _calibrated(router, data, pool.take(unused), new_test, scored.ties)
+                        )
                 curve.setdefault(k, []).append(scored)
     return result
+
+
+def _calibrated(
+    router: Router, data: RoutingData, val: Votes, test: Votes, ties: int
+) -> PairMetrics:
+    """``router``'s metrics on ``test`` with its probabilities temperature-scaled, the
+    temperature fitted on ``val`` (gnn.preference.calibration)."""
+    from gnn.preference.calibration import apply_temperature, fit_temperature
+
+    val_prob = pair_probability(router, data, val, val.win, val.lose)
+    prob = pair_probability(router, data, test, test.win, test.lose)
+    if val_prob is None or prob is None or len(test) == 0:
+        return score_votes(router, data, test, ties)
+    calibrated = apply_temperature(prob, fit_temperature(val_prob))
+    return pair_metrics(calibrated - 0.5, calibrated, ties)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnn.preference.base import Votes
+from gnn.preference.base import Votes, no_votes
 from gnn.preference.bradley_terry import fit_bradley_terry, win_probability
 
-__all__ = ["L2_GRID", "fit_shrunk", "log_loss"]
+__all__ = ["L2_GRID", "fit_shrunk", "global_fit", "log_loss"]
 
 #: Candidate shrinkage weights (prior precision on a group's deviation from the global fit).
 L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -18,6 +18,25 @@ def log_loss(prob: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(prob, 1e-6, 1.0))))
 
 
+def global_fit(
+    train: Votes, ties: Votes, n_items: int, tie_model: str = "davidson"
+) -> tuple[np.ndarray, float]:
+    """The global strengths the groups are shrunk to (``l2 = 0.01``, ``ties`` entering by
+    ``tie_model``; "off" ignores them), and Davidson's tie weight (0 without)."""
+    tie_model, ties = ("davidson", no_votes()) if tie_model == "off" else (tie_model, ties)
+    theta, nu = fit_bradley_terry(
+        train.win,
+        train.lose,
+        n_items,
+        l2=1e-2,
+        tie_a=ties.win,
+        tie_b=ties.lose,
+        tie_model=tie_model,
+        return_tie_weight=True,
+    )
+    return theta[0], nu
+
+
 def fit_shrunk(
     train: Votes,
     val: Votes,
@@ -25,10 +44,15 @@ def fit_shrunk(
     n_groups: int,
     global_theta: np.ndarray,
     l2: float | None = None,
+    ties: Votes | None = None,
+    tie_model: str = "davidson",
 ) -> tuple[np.ndarray, float]:
     """(n_groups, L) strengths shrunk to ``global_theta``, and the ``l2`` used: the given
-    one, else the grid value with the lowest validation log-loss (3 without votes)."""
+    one, else the grid value with the lowest validation log-loss (3 without votes).
+    ``ties`` (training tie votes) enter the fit by ``tie_model`` ("off": not at all);
+    validation scores the decided votes."""
     n_items = len(global_theta)
+    ties = ties if ties is not None and len(ties) and tie_model != "off" else None
 
     def fit(weight: float) -> np.ndarray:
         return fit_bradley_terry(
@@ -39,6 +63,10 @@ def fit_shrunk(
             n_groups=n_groups,
             prior=global_theta,
             l2=weight,
+            tie_a=None if ties is None else ties.win,
+            tie_b=None if ties is None else ties.lose,
+            tie_group=None if ties is None else group_of(ties),
+            tie_model="davidson" if tie_model == "off" else tie_model,
         )
 
     if l2 is not None or len(val) == 0:

@@ -114,6 +114,14 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:.3f}"
 
 
+_COST_NOTES = {
+    "estimated": "costs estimated from the LLMs' prices and the query's length "
+    "(no logged costs for this task: votes only)",
+    "unknown": "cost unknown (no logged costs for this task and not every LLM has a price): "
+    "left out of the utility",
+}
+
+
 def format_result(result: RouteResult, top: int | None = None) -> list[str]:
     """Human-readable lines: the ranking, then the explanation."""
     head = f"user {result.user} · model {result.model_version} · task {result.task}"
@@ -126,6 +134,9 @@ def format_result(result: RouteResult, top: int | None = None) -> list[str]:
             f"{r.rank:>4}  {r.llm_id:<24} {r.utility:>8.4f} {r.performance:>11.3f} "
             f"{_money(r.cost):>12}"
         )
+    source = result.ranking[0].cost_source if result.ranking else "known"
+    if source != "known":
+        lines.append(_COST_NOTES[source])
     ex = result.explanation
     lines.append("")
     lines.append(ex.message)

@@ -187,6 +187,7 @@ def evaluate(
         prouter evaluate --routers gnn --settings new_user,new_llm --shots 0,1,3,5,10
         prouter evaluate --settings pairwise --routers gnn,gnn_nonpersonal,bt,bt_user
     """
+    from gnn.cost_estimate import query_text_chars
     from gnn.data import load_routing_data
     from gnn.experiment import compare_routers, router_registry
     from gnn.fewshot import new_user_baselines, run_setting
@@ -207,6 +208,7 @@ def evaluate(
     shot_list = [int(k) for k in shots.split(",")]
     with settings.open(read_only=True) as store:
         data = domain_errors(load_routing_data, store, tasks=comma_list(tasks))
+        chars = query_text_chars(store, data)
     if "auto" in wanted:
         wanted = [s for s in wanted if s != "auto"]
         wanted += ["general"] * bool(len(data.dec_user))
@@ -216,7 +218,7 @@ def evaluate(
         pairwise = _pairwise(data, routers, names, seed_list, shot_list, held_out_users, epochs)
         wanted.remove("pairwise")
         if not wanted:
-            _print_results(data, seed_list, None, {}, as_json, pairwise)
+            _print_results(data, seed_list, None, {}, as_json, pairwise, chars)
             return
     fewshot: dict[str, list] = {s: [] for s in wanted if s != "general"}
 
@@ -266,7 +268,13 @@ def evaluate(
         for seed, result in zip(seed_list, fewshot["new_user"], strict=True):
             new_user_baselines(result, data, splits[seed], outcome_routers.get(seed, {}))
     _print_results(
-        data, seed_list, comparison if "general" in wanted else None, fewshot, as_json, pairwise
+        data,
+        seed_list,
+        comparison if "general" in wanted else None,
+        fewshot,
+        as_json,
+        pairwise,
+        chars,
     )
 
 
@@ -295,23 +303,30 @@ def _pairwise(data, routers, names, seeds, shots, held_out, epochs):  # type: ig
     )
 
 
-def _cost_note(data) -> str | None:  # type: ignore[no-untyped-def]
-    """Where the graph has votes but no outcomes: what the costs are (not) based on."""
+def _cost_note(data, chars) -> tuple[str | None, dict | None]:  # type: ignore[no-untyped-def]
+    """Where the graph has votes but no outcomes: what the costs are (not) based on
+    (gnn.cost_estimate), as a note and as JSON."""
     import numpy as np
+
+    from gnn.cost_estimate import estimate_costs
 
     no_outcome = ~(~np.isnan(data.performance)).any(axis=1)
     if not no_outcome.any():
-        return None
-    priced = [m for m, p in zip(data.llm_ids, data.llm_price, strict=True) if not np.isnan(p).all()]
-    return (
+        return None, None
+    est = estimate_costs(data, chars)
+    note = (
         f"note: {int(no_outcome.sum())} of {len(data.query_ids)} queries have votes but no "
         "outcomes (ANSWERED_BY): their quality is learned from the votes alone and cost is "
-        "left out of the pairwise scores"
-        + (f" (LLM prices known for {', '.join(priced)})" if priced else " (no LLM prices known)")
+        "left out of the pairwise scores (votes already reflect it); "
+        + est.note()
+        + ("; `prouter route` uses the estimated costs" if est.counts()["estimated"] else "")
     )
+    return note, {"counts": est.counts(), "estimated_by": est.methods()}
 
 
-def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=None) -> None:  # type: ignore[no-untyped-def]
+def _print_results(
+    data, seeds, comparison, fewshot, as_json: bool, pairwise=None, chars=None
+) -> None:  # type: ignore[no-untyped-def]
     from gnn.fewshot import summarise, summarise_baselines, table
 
     if as_json:
@@ -328,7 +343,7 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=Non
         }
         if pairwise is not None:
             out["pairwise"] = pairwise.as_dict()
-            out["note"] = _cost_note(data)
+            out["note"], out["costs"] = _cost_note(data, chars)
         if comparison is not None:
             out["routers"] = comparison.summary()
             out["per_user"] = comparison.user_summary()
@@ -348,7 +363,7 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=Non
     if comparison is not None:
         click.echo(comparison.table())
     if pairwise is not None:
-        note = _cost_note(data)
+        note, _ = _cost_note(data, chars)
         if note:
             click.echo(note)
         click.echo(pairwise.table())

@@ -1,4 +1,4 @@
-"""`prouter simulate`: the paper's two user simulations."""
+"""`prouter simulate`: the paper's two user simulations, pairwise judges and voters."""
 
 from __future__ import annotations
 
@@ -126,6 +126,90 @@ def simulate_preferences(
     ties = sum(tables["PREFERRED"].column("tie").to_pylist())
     click.echo(
         f"{users} users judged {tables['PREFERRED'].num_rows} pairs ({ties} ties) on "
+        f"{len(outcomes.query_ids)} queries x {len(outcomes.llm_ids)} LLMs"
+    )
+    echo_written(written)
+
+
+@simulate.command("votes")
+@click.option("--users", default=30, show_default=True, help="Number of simulated voters.")
+@click.option(
+    "--queries-per-user",
+    type=click.IntRange(min=1),
+    default=150,
+    show_default=True,
+    help="Queries each voter judges, drawn at random (all when more than there are).",
+)
+@click.option("--pairs", default=2, show_default=True, help="LLM pairs judged per query.")
+@click.option(
+    "--spread",
+    default=2.0,
+    show_default=True,
+    help="How much voters' quality weights differ per task (0: all alike; 2.5: strongly).",
+)
+@click.option(
+    "--centre", default=0.7, show_default=True, help="Typical weight on quality (0 < c < 1)."
+)
+@click.option(
+    "--noise", default=0.1, show_default=True, help="Std of the noise on perceived performance."
+)
+@click.option(
+    "--tie-margin",
+    default=0.0,
+    show_default=True,
+    help="Rewards this close are ties (0: only equal rewards).",
+)
+@click.option("--prefix", default="voter-", show_default=True, help="Voter id prefix.")
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.pass_obj
+def simulate_votes(
+    settings: Settings,
+    users: int,
+    queries_per_user: int,
+    pairs: int,
+    spread: float,
+    centre: float,
+    noise: float,
+    tie_margin: float,
+    prefix: str,
+    seed: int,
+) -> None:
+    """Add voters whose quality-vs-cost weight differs per task, judging pairs of LLMs.
+
+    Voter u's weight on task t is sigmoid(logit(centre) + spread * z[u, t]),
+    z ~ N(0, 1); shown two LLMs' outcomes on a query they prefer the higher
+    weight * (performance + noise) - (1 - weight) * normalised cost. Each vote
+    is a PREFERRED edge with a timestamp; ties (rewards within --tie-margin) are
+    kept as tie edges. The graph needs outcomes (ANSWERED_BY) to simulate on;
+    see experiments/preference_dev.py for graphs that keep only the votes.
+
+    Example:
+
+        prouter simulate votes --users 30 --queries-per-user 150 --spread 2.5 --seed 0
+    """
+    from graphdb.ingest import write_tables
+    from workloads.simulate import load_outcomes
+    from workloads.task_preferences import simulate_task_preferences
+
+    with settings.open() as store:
+        outcomes = domain_errors(load_outcomes, store)
+        tables = domain_errors(
+            simulate_task_preferences,
+            outcomes,
+            n_users=users,
+            spread=spread,
+            centre=centre,
+            pairs_per_query=pairs,
+            queries_per_user=queries_per_user,
+            noise=noise,
+            seed=seed,
+            user_prefix=prefix,
+            tie_margin=tie_margin,
+        )
+        written = domain_errors(write_tables, store, tables)
+    ties = sum(tables["PREFERRED"].column("tie").to_pylist())
+    click.echo(
+        f"{users} voters cast {tables['PREFERRED'].num_rows} votes ({ties} ties) on "
         f"{len(outcomes.query_ids)} queries x {len(outcomes.llm_ids)} LLMs"
     )
     echo_written(written)
