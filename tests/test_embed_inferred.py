@@ -108,3 +108,14 @@ def test_a_store_made_before_the_flag_gets_it(tmp_path: Path, embedder):
     with open_store(f"ladybug:{path}") as store:
         assert embed_graph(store, embedder, progress=False).inferred == {"LLM": [LLAMA]}
         assert _nodes(store, "LLM")[LLAMA]["description_inferred"] is True
+
+
+def test_inferred_note_names_at_most_ten():
+    from prouter.commands.data import inferred_note
+
+    assert inferred_note([]) == ""
+    assert inferred_note(["a", "b"]) == " (2 inferred from the id: a, b)"
+    many = [f"m{i}" for i in range(12)]
+    assert inferred_note(many) == (
+        " (12 inferred from the id: " + ", ".join(many[:10]) + " and 2 more)"
+    )

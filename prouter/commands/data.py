@@ -87,9 +87,16 @@ def embed(
             f"{embedder.misses} texts encoded, {embedder.hits} from the cache"
         )
     for label, n in written.items():
-        inferred = written.inferred.get(label, [])
-        note = f" ({len(inferred)} inferred from the id: {', '.join(inferred)})" if inferred else ""
+        note = inferred_note(written.inferred.get(label, []))
         click.echo(f"  {label:<6} {n:>8} embeddings written{note}")
+
+
+def inferred_note(ids: list[str], shown: int = 10) -> str:
+    """`` (N inferred from the id: a, b and K more)`` for ``prouter embed``'s output."""
+    if not ids:
+        return ""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f" ({len(ids)} inferred from the id: {', '.join(ids[:shown])}{more})"
 
 
 @click.group()
