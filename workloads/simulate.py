@@ -51,6 +51,7 @@ __all__ = [
     "fixed_test_queries",
     "hide_unchosen_outcomes",
     "load_outcomes",
+    "require_test_split",
     "simulate_cost_efficiency",
     "simulate_preferences",
     "unobserved_outcomes",
@@ -251,17 +252,22 @@ def fixed_test_queries(store: GraphStore) -> set[str]:
     }
 
 
+def require_test_split(test_queries: set[str]) -> None:
+    """Refuse outcomes observed only where chosen without a fixed test split."""
+    if not test_queries:
+        raise ConfigError(
+            "outcomes observed only where chosen need the data set's own test split "
+            "(queries with split 'test'), whose outcomes stay complete to score routers"
+        )
+
+
 def unobserved_outcomes(
     outcomes: Outcomes, chosen: Iterable[tuple[str, str]], test_queries: set[str]
 ) -> list[tuple[str, str]]:
     """The (query, LLM) outcomes real logs would not hold: on queries outside
     ``test_queries``, every outcome of an LLM that no (query, LLM) pair in ``chosen``
     names. Sorted by query, then LLM."""
-    if not test_queries:
-        raise ConfigError(
-            "outcomes observed only where chosen need the data set's own test split "
-            "(queries with split 'test'), whose outcomes stay complete to score routers"
-        )
+    require_test_split(test_queries)
     seen = set(chosen)
     known = ~np.isnan(outcomes.performance)
     return [

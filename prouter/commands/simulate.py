@@ -80,7 +80,7 @@ def simulate_cost_efficiency(
         fixed_test_queries,
         hide_unchosen_outcomes,
         load_outcomes,
-        unobserved_outcomes,
+        require_test_split,
     )
     from workloads.simulate import simulate_cost_efficiency as simulate_users
 
@@ -89,7 +89,7 @@ def simulate_cost_efficiency(
         outcomes = domain_errors(load_outcomes, store)
         test = fixed_test_queries(store) if observed == "chosen" else set()
         if observed == "chosen":
-            domain_errors(unobserved_outcomes, outcomes, [], test)  # fail before writing
+            domain_errors(require_test_split, test)  # before anything is written
         tables = domain_errors(
             simulate_users,
             outcomes,
