@@ -73,6 +73,8 @@ def simulate_cost_efficiency(
 
     Example:
 
+    \b
+        prouter simulate cost-efficiency --users 9
         prouter simulate cost-efficiency --users 1000 --queries-per-user 30 --observed chosen
     """
     from graphdb.ingest import write_tables
