@@ -162,11 +162,16 @@ class PersonalizedRouterGNN(nn.Module):
         )
         heard = (neighbours[..., 2] > 0).to(h_q.dtype)  # the neighbours' estimate, where any
         w = self.prior_weight
-        perf = w[0] * torch.logit(neighbours[..., 0].clamp(0.02, 0.98)) * heard + w[
-            2
-        ] * torch.logit(prior[..., 0].clamp(0.02, 0.98))
-        cost = w[1] * neighbours[..., 1] * heard + w[3] * prior[..., 1]
+        prior_perf, prior_cost = self.prior_outcomes(prior)
+        perf = w[0] * torch.logit(neighbours[..., 0].clamp(0.02, 0.98)) * heard + w[2] * prior_perf
+        cost = w[1] * neighbours[..., 1] * heard + w[3] * prior_cost
         return self.perf_head(pair).squeeze(-1) + perf, self.cost_head(pair).squeeze(-1) + cost
+
+    @staticmethod
+    def prior_outcomes(prior: Tensor) -> tuple[Tensor, Tensor]:
+        """The per-(task, LLM) prior (N, L, 3) as performance logits and normalised cost:
+        what an untrained network predicts."""
+        return torch.logit(prior[..., 0].clamp(0.02, 0.98)), prior[..., 1]
 
     def decision_messages(
         self,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from prcore.values import finite_or_none
 from prouter.commands.common import Settings, comma_list, domain_errors, echo_written
 
 
@@ -338,7 +339,7 @@ def _print_results(data, seeds, comparison, fewshot, as_json: bool, pairwise=Non
             }
             if results and results[0].baselines:
                 out[setting]["baselines"] = summarise_baselines(results)
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(finite_or_none(out), indent=2, allow_nan=False))
         return
     click.echo(
         f"{len(data.query_ids)} queries, {data.num_llms} LLMs, {len(data.user_ids)} "

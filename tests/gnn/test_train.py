@@ -27,9 +27,12 @@ def test_learns_better_than_chance_and_selects_on_validation(gnn, routing_data, 
     # The restored checkpoint is the epoch with the lowest validation loss.
     best = min(gnn.history, key=lambda h: h["val_loss"])
     assert gnn.best_epoch == best["epoch"]
-    assert evaluate(gnn, routing_data, routing_split, "val").accuracy == pytest.approx(
-        best["val_accuracy"]
-    )
+    scale, gnn.inference.residual_scale = gnn.inference.residual_scale, 1.0  # as in training
+    try:
+        accuracy = evaluate(gnn, routing_data, routing_split, "val").accuracy
+    finally:
+        gnn.inference.residual_scale = scale
+    assert accuracy == pytest.approx(best["val_accuracy"])
 
 
 def test_same_seed_same_model(gnn, routing_data, routing_split):
@@ -171,9 +174,12 @@ def test_an_untrained_router_predicts_the_per_task_prior(routing_data, routing_s
     router._prepare(routing_data, routing_split)
     router.model.eval()
     with torch.no_grad():
-        _, _, perf, cost = router._encode()
+        _, _, perf, cost = router.inference.encode()
     prior, _ = task_llm_prior(
-        router._ref_perf, router._ref_cost, routing_data.query_task, len(routing_data.task_ids)
+        router.features.ref_perf,
+        router.features.ref_cost,
+        routing_data.query_task,
+        len(routing_data.task_ids),
     )
     np.testing.assert_allclose(
         torch.sigmoid(perf).numpy(), prior[..., 0].clip(0.02, 0.98), rtol=1e-4, atol=1e-5
@@ -202,9 +208,9 @@ def test_choices_reveal_failures_nobody_logged(routing_data, routing_split):
     router = GNNRouter(seed=0, **FAST)
     router._set_cost_rank(sparse, routing_split)
     router._prepare(sparse, routing_split)
-    queries, llms = np.nonzero(router._inferred)
+    queries, llms = np.nonzero(router.features.inferred)
     assert len(queries) > 50
-    assert (router._ref_perf[queries, llms] == 0).all()
+    assert (router.features.ref_perf[queries, llms] == 0).all()
     assert np.isnan(sparse.performance[queries, llms]).all()  # never a logged outcome
     assert routing_split.train[queries].all()
     assert routing_data.performance[queries, llms].mean() < 0.1

@@ -28,6 +28,7 @@ import numpy as np
 
 from gnn.data import RoutingData, Split
 from gnn.routers.base import Router, training_decisions
+from gnn.validation import validation_pairs
 from gnn.weights import UserWeights, estimate_user_weights
 from prcore.utility import utility
 
@@ -106,25 +107,14 @@ class OutcomeRouter(Router):
         cost_norm: np.ndarray,
         predicted: tuple[np.ndarray, np.ndarray],
     ) -> float:
-        """Mean estimated-weight utility of the picks, given ``predicted`` outcomes of the
-        validation queries (in ``np.flatnonzero(split.val)`` order); see the module docstring."""
-        val = np.flatnonzero(split.val)
+        """Mean estimated-weight utility of the picks (:mod:`gnn.validation`), given
+        ``predicted`` outcomes of the validation queries (in ``np.flatnonzero(split.val)``
+        order)."""
+        pairs = validation_pairs(data, split, self.weights_)
         row_of = np.full(len(data.query_ids), -1)
-        row_of[val] = np.arange(len(val))
-        idx = training_decisions(data, split.val)
-        if len(idx):
-            users, queries = data.dec_user[idx], data.dec_query[idx]
-            alpha = self.weights_.of(users)
-        else:
-            queries, alpha = val, np.full(len(val), self.weights_.prior)
-        perf, cost = (p[row_of[queries]] for p in predicted)
-        true_perf, true_cost = data.performance[queries], cost_norm[queries]
-        scores = utility(alpha[:, None], perf, cost)
-        scores = np.where(np.isnan(true_perf) | np.isnan(scores), -np.inf, scores)
-        picks = scores.argmax(axis=1)
-        rows = np.arange(len(queries))
-        got = utility(alpha, true_perf[rows, picks], true_cost[rows, picks])
-        return float(np.nanmean(got)) if np.isfinite(got).any() else float("-inf")
+        row_of[np.flatnonzero(split.val)] = np.arange(int(split.val.sum()))
+        perf, cost = (p[row_of[pairs.queries]] for p in predicted)
+        return pairs.utility_of(data, cost_norm, utility(pairs.alpha[:, None], perf, cost))
 
     def reestimated(self, data: RoutingData, split: Split) -> OutcomeRouter:
         """This router (outcome models shared, not copied) with the weights estimated from

@@ -1,0 +1,279 @@
+"""Fitting the GNN router's network: the losses, validation, early stopping.
+
+Supervision is grouped per (user, query): for each training decision the
+model computes the utility of every candidate LLM of that query from the
+outcomes the user saw, with the decision's own message left out of the user's
+state, and a softmax over the candidates (listwise) pulls the user's choice
+up; where the user logged a reward for the choice, the utility of the chosen
+LLM is fitted to it (squared error, ``reward_weight``). Candidates with the
+same observed performance and a cost no lower count as the choice too (cost
+breaks performance ties, as real and simulated users do). Auxiliary losses
+fit the outcome heads to the training queries' performance and normalised
+cost. Where outcomes were logged only for the LLMs users chose, the performance
+head is not fitted to the logged outcomes (a biased sample: it keeps the
+latent-difficulty prior). Early stopping and checkpoint selection use
+validation queries only (the decision loss plus the outcome heads' loss on
+them); the test split is never touched here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from gnn.data import RoutingData, Split
+from gnn.inference import RouterInference
+from gnn.routers.base import training_decisions
+from gnn.validation import validation_pairs
+from gnn.weights import estimate_user_weights
+from prcore.errors import ProuterError
+
+__all__ = [
+    "RESIDUAL_SCALES",
+    "FitResult",
+    "check_finite_loss",
+    "fit_network",
+    "select_residual_scale",
+]
+
+#: The residual scales tried on validation after training (largest first: ties keep more
+#: of the network).
+RESIDUAL_SCALES = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """What a fit leaves besides the weights: per-epoch figures and the chosen epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+
+
+def check_finite_loss(loss: torch.Tensor, epoch: int) -> None:
+    """Stop training (no checkpoint is saved) when the loss is NaN or infinite."""
+    if not bool(torch.isfinite(loss)):
+        raise ProuterError(
+            f"training stopped at epoch {epoch}: the loss is {loss.item()} (not finite), so "
+            "the graph holds out-of-range outcomes (performance outside [0, 1], absurd costs "
+            "or rewards); fix them and train again (no model was saved)"
+        )
+
+
+def _choice_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Listwise negative log-likelihood of a set-valued choice (softmax over candidates)."""
+    return (scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)).mean()
+
+
+def decision_loss(
+    inference: RouterInference,
+    reward_weight: float,
+    h_u: torch.Tensor,
+    queries: torch.Tensor,
+    llms: torch.Tensor,
+    rewards: torch.Tensor,
+    cand: torch.Tensor,
+    tied: torch.Tensor,
+    perf: torch.Tensor,
+    cost: torch.Tensor,
+) -> torch.Tensor:
+    """Choice likelihood plus the logged rewards' squared error, both given the
+    outcomes the users saw (``perf``, ``cost``: see ``RouterFeatures.filled``)."""
+    model = inference.model
+    utility = model.utility(h_u, perf[queries], cost[queries])
+    scores = (model.temperature * utility).masked_fill(~cand, -1e9)
+    loss = _choice_nll(scores, tied)
+    logged = ~rewards.isnan()
+    if logged.any():
+        chosen = utility.gather(1, llms[:, None])[:, 0]
+        error = (chosen - rewards)[logged]
+        loss = loss + reward_weight * error.square().mean()
+    return loss
+
+
+@torch.no_grad()
+def validate(
+    inference: RouterInference,
+    reward_weight: float,
+    val: tuple[torch.Tensor, ...],
+    outcomes: tuple[torch.Tensor, ...],
+) -> tuple[float, float, float]:
+    """Validation routing accuracy, the validation loss that selects checkpoints, and
+    its outcome part.
+
+    The loss is the decision loss (choice likelihood and logged rewards' error)
+    on held-out queries given the outcomes the users saw there, plus the outcome
+    heads' loss on the held-out outcomes (what routing by expected utility
+    rests on). Accuracy is reported, not selected on: agreeing with realised
+    choices favours cheap LLMs over the best expected reward.
+    """
+    model, features = inference.model, inference.features
+    v_u, v_q, v_l, v_r, v_c = val
+    model.eval()
+    h_q, h_l, perf, cost = inference.encode()
+    p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
+    outcome = 0.0
+    if len(p_q):
+        outcome = float(
+            F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
+            + F.mse_loss(cost[c_q, c_l], o_cost)
+        )
+    if len(v_u) == 0:
+        return 0.0, outcome, outcome
+    h_u = inference.user_states(h_q, h_l)
+    weight = features.logged_weights()[v_u]
+    routed = inference.route_utility(h_u[v_u], perf[v_q], cost[v_q], weight)
+    routed = routed.masked_fill(~v_c, -1e9)
+    tied = features.tied_with_choice(v_q, v_l, v_c)
+    filled = features.filled(perf, cost)
+    loss = decision_loss(inference, reward_weight, h_u[v_u], v_q, v_l, v_r, v_c, tied, *filled)
+    return float((routed.argmax(1) == v_l).float().mean()), float(loss) + outcome, outcome
+
+
+def fit_network(
+    inference: RouterInference,
+    data: RoutingData,
+    split: Split,
+    cfg: Any,
+    *,
+    rng: np.random.Generator,
+    name: str,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``inference.model`` on the training decisions and outcomes of its features
+    (``cfg``: a :class:`gnn.train.TrainConfig`), keeping the weights of the epoch
+    with the lowest validation loss; stop after ``cfg.patience`` epochs without
+    improvement."""
+    model, features = inference.model, inference.features
+    du, dq, dl, dr = features.dec
+    cand = features.cand
+    pq, pl, o_perf, oq, ol, o_cost = features.outcome_targets(
+        features.ref_perf, features.ref_cost, features.inferred
+    )
+    v_out = features.val_outcomes(data, split)
+    # Logged outcomes that are a biased sample (only what was chosen) would teach the
+    # performance head their bias back: it then keeps the latent-difficulty prior.
+    perf_weight = 0.0 if features.incomplete else 1.0
+    tied = features.tied_with_choice(dq, dl, cand)
+    val = features.decisions(
+        data,
+        np.flatnonzero(split.val[data.dec_query]),
+        np.flatnonzero(split.val[data.pref_query]),
+    )
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    result = FitResult()
+    best, best_key, waited = None, (-np.inf, -1.0), 0
+    bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        few_shot = rng.random() < cfg.new_llm_rate
+        neigh = features.few_shot_neighbours(rng, cfg.new_llm_max_shots) if few_shot else None
+        h_q, h_l, perf, cost = inference.encode(neigh)
+        aux = perf.sum() * 0.0  # a preference-only graph has no outcome to fit
+        if len(pq):
+            aux = aux + perf_weight * F.binary_cross_entropy_with_logits(perf[pq, pl], o_perf)
+        if len(oq):
+            aux = aux + F.mse_loss(cost[oq, ol], o_cost)
+        seen_p, seen_c = features.filled(perf, cost)
+        msgs = model.decision_messages(h_q, h_l, seen_p, seen_c, cand, dq, dl, dr)
+        total, count = model.user_states(msgs, du, features.num_users)
+        others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
+        h_u = (total[du] - msgs) / others  # leave the target's own decision out
+        loss = (
+            decision_loss(inference, cfg.reward_weight, h_u, dq, dl, dr, cand, tied, seen_p, seen_c)
+            + cfg.aux_weight * aux
+        )
+        check_finite_loss(loss, epoch)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+        val_acc, val_loss, val_outcome = validate(inference, cfg.reward_weight, val, v_out)
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss.item(),
+                "val_accuracy": val_acc,
+                "val_loss": val_loss,
+                "val_outcome_loss": val_outcome,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{val_acc:.3f}")
+        key = (-val_loss, val_acc)
+        if key > best_key:
+            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best)
+    inference.invalidate()
+    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
+    log.info("%s: best validation loss %.4f", name, -best_key[0])
+    return result
+
+
+def _within_one_se(gap: np.ndarray) -> bool:
+    """Whether the mean of the paired differences ``gap`` (NaN: not comparable) is at
+    most one standard error above 0."""
+    gap = gap[~np.isnan(gap)]
+    if len(gap) < 2:
+        return len(gap) == 1 and float(gap[0]) <= 0
+    return float(gap.mean()) <= float(gap.std(ddof=1)) / np.sqrt(len(gap))
+
+
+def select_residual_scale(inference: RouterInference, data: RoutingData, split: Split) -> float:
+    """Set and return the residual scale (:attr:`RouterInference.residual_scale`) chosen
+    on validation (:mod:`gnn.validation`: the utility of the routed picks' observed
+    outcomes under the users' weights from the shared estimator on training data); 1
+    when there are no validation decisions to judge by.
+
+    One-standard-error rule: the smallest scale (closest to the per-(task, LLM)
+    prior) whose mean validation utility is within one standard error of the best
+    scale's, the error of their paired per-decision difference. Where per-query
+    outcomes are hard to predict from the query (noisy embeddings, graded scores),
+    the network's correction of the prior flips choices between close LLMs at
+    random; the prior alone routes like the per-(user, task) lookup.
+    """
+    cost_norm = data.cost_norm(split.train)
+    weights = estimate_user_weights(
+        data,
+        training_decisions(data, split.train),
+        cost_norm,
+        judgements=np.flatnonzero(split.train[data.pref_query]),
+    )
+    pairs = validation_pairs(data, split, weights)
+    inference.residual_scale = 1.0
+    if len(pairs.queries) == 0 or (pairs.users < 0).any():
+        return 1.0
+    got = {}
+    for scale in RESIDUAL_SCALES:
+        inference.residual_scale = scale
+        got[scale] = pairs.utilities(
+            data, cost_norm, inference.score(pairs.users, pairs.queries, data.num_llms)
+        )
+    means = {s: float(np.nanmean(u)) if not np.isnan(u).all() else -np.inf for s, u in got.items()}
+    best = max(RESIDUAL_SCALES, key=lambda s: means[s])  # ties: the first (largest) scale
+    chosen = next((s for s in sorted(RESIDUAL_SCALES) if _within_one_se(got[best] - got[s])), best)
+    inference.residual_scale = chosen
+    inference.invalidate()
+    log.info(
+        "residual scale %.2f (validation utility %.4f; best %.2f: %.4f)",
+        chosen,
+        means[chosen],
+        best,
+        means[best],
+    )
+    return chosen

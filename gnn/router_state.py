@@ -1,0 +1,93 @@
+"""What a GNN router's checkpoint holds, and rebuilding a router from it on a graph.
+
+The files themselves (versions, weights-only loading, atomic writes) are
+:mod:`gnn.checkpoint`'s; this module is the router's side: its configuration,
+weights, task and LLM order, and its training and validation queries by id
+(they give the outcome messages when it is rebuilt).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from gnn.data import RoutingData, Split
+from prcore.errors import ProuterError
+
+if TYPE_CHECKING:
+    from gnn.train import GNNRouter
+
+__all__ = ["restore_router", "router_state"]
+
+R = TypeVar("R", bound="GNNRouter")
+
+
+def router_state(router: GNNRouter) -> dict[str, object]:
+    """What a checkpoint needs to rebuild ``router`` on a graph (see :func:`restore_router`)."""
+    return {
+        "router": router.name,
+        "config": router.config_dict(),
+        "state_dict": router.model.state_dict(),
+        "task_ids": router.task_ids,
+        "llm_ids": router.llm_ids,
+        "train_queries": router.features.train_ids,
+        "val_queries": router.features.val_ids,
+        "best_epoch": router.best_epoch,
+        "residual_scale": router.inference.residual_scale,
+    }
+
+
+def restore_router(
+    cls: type[R],
+    state: dict[str, object],
+    data: RoutingData,
+    *,
+    device: str = "auto",
+    serving: bool = True,
+) -> R:
+    """Rebuild a trained router of class ``cls`` on ``data``.
+
+    Its training queries (by id) give the outcome messages. For ``serving``
+    (the graph now), every decision and judgement in ``data`` describes its
+    user (users and decisions added since training count, without
+    retraining) and every outcome may be seen; otherwise (``serving=False``,
+    the data it was trained on) it is the router as it was after training,
+    e.g. the reference of the few-shot settings.
+    """
+    config = dict(state["config"])  # type: ignore[call-overload]
+    seed = int(config.pop("seed", 0))
+    config.pop("router", None)
+    router = cls(seed=seed, **(config | {"device": device}))
+    ids = {q: i for i, q in enumerate(data.query_ids)}
+    train = np.zeros(len(data.query_ids), dtype=bool)
+    val = np.zeros_like(train)
+    train[[ids[q] for q in state["train_queries"] if q in ids]] = True  # type: ignore[attr-defined]
+    val[[ids[q] for q in state["val_queries"] if q in ids]] = True  # type: ignore[attr-defined]
+    split = Split(train=train, val=val, test=~(train | val))
+    router._set_cost_rank(data, split)
+    everything = {
+        "seen": np.ones_like(train),
+        "decisions": np.arange(len(data.dec_user)),
+        "pairs": np.arange(len(data.pref_user)),
+    }
+    router._prepare(
+        data,
+        split,
+        **(everything if serving else {}),
+        task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
+    )
+    try:
+        router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        raise ProuterError(
+            "the checkpoint's weights do not fit this version of the model (it was "
+            f"trained by an older release); retrain it with `prouter train`: {exc}"
+        ) from exc
+    scale = state.get("residual_scale", 1.0)  # older checkpoints: the whole correction
+    if not isinstance(scale, int | float) or not 0.0 <= float(scale) <= 1.0:
+        raise ProuterError(f"the checkpoint's residual_scale {scale!r} is not a number in [0, 1]")
+    router.inference.residual_scale = float(scale)
+    router.inference.invalidate()
+    router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
+    return router
