@@ -77,7 +77,10 @@ class RelType:
 
 
 USER = NodeType("User", "id", {"alpha": DOUBLE, "persona": STRING})
-TASK = NodeType("Task", "id", {"description": STRING, "embedding": FLOAT_LIST})
+# description_inferred: the embedding was made from the id (no description was given).
+TASK = NodeType(
+    "Task", "id", {"description": STRING, "embedding": FLOAT_LIST, "description_inferred": BOOLEAN}
+)
 QUERY = NodeType("Query", "id", {"text": STRING, "split": STRING, "embedding": FLOAT_LIST})
 LLM = NodeType(
     "LLM",
@@ -87,6 +90,7 @@ LLM = NodeType(
         "input_price": DOUBLE,
         "output_price": DOUBLE,
         "embedding": FLOAT_LIST,
+        "description_inferred": BOOLEAN,
     },
 )
 ROUTER_MODEL = NodeType(

@@ -175,6 +175,21 @@ class GraphStore(abc.ABC):
         )
         return {"ROUTED_TO": routed, "EVALUATED": evaluated, "RouterModel": models}
 
+    def delete_outcomes(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Delete the ANSWERED_BY edges of these (query id, LLM id) pairs, in batches of
+        ``DELETE_BATCH`` inside one :meth:`transaction`; the number deleted."""
+        total = 0
+        with self.transaction():
+            for start in range(0, len(pairs), DELETE_BATCH):
+                batch = [{"q": q, "l": m} for q, m in pairs[start : start + DELETE_BATCH]]
+                total += self._delete_batch(
+                    "UNWIND $pairs AS p "
+                    "MATCH (:Query {id: p.q})-[a:ANSWERED_BY]->(:LLM {id: p.l}) "
+                    "DELETE a RETURN count(*) AS deleted",
+                    {"pairs": batch},
+                )
+        return total
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the database handle or driver."""

@@ -189,12 +189,14 @@ def stored_text(store: GraphStore, label: str, node_id: str) -> str:
 def test_embed_graph_writes_missing_embeddings_once(
     graph: GraphStore, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ):
-    assert embed_graph(graph, embedder, progress=False) == {"Task": 1, "Query": 2, "LLM": 1}
-    expected = {"Task": ["t1"], "Query": ["q1", "q2"], "LLM": ["m1"]}
+    result = embed_graph(graph, embedder, progress=False)
+    assert result == {"Task": 2, "Query": 2, "LLM": 1}
+    assert result.inferred == {"Task": ["t2"]}  # no description: embedded from its id
+    expected = {"Task": ["t1", "t2"], "Query": ["q1", "q2"], "LLM": ["m1"]}
     for label, ids in expected.items():
         vectors = stored_embeddings(graph, label)
         assert [i for i, v in vectors.items() if v is not None] == ids
-        texts = [stored_text(graph, label, i) for i in ids]
+        texts = [stored_text(graph, label, i) or i for i in ids]
         want = embedder.embed(texts, progress=False)
         got = np.array([vectors[i] for i in ids], dtype=np.float32)
         assert got.shape == (len(ids), 384)
@@ -218,7 +220,7 @@ def test_embed_graph_recompute_follows_changed_text(
 
     counter = EncodeCounter(monkeypatch, embedder)
     assert embed_graph(graph, embedder, recompute=True, progress=False) == {
-        "Task": 1,
+        "Task": 2,
         "Query": 2,
         "LLM": 1,
     }

@@ -22,6 +22,11 @@ dot product is the cosine similarity. Other models are returned as they define.
 ``(model_id, sha256(text))``, so each distinct text is encoded once per model.
 Importing this module is cheap: torch and sentence-transformers are imported on
 first use (importing sentence-transformers alone takes seconds).
+
+:func:`embed_graph` gives a Task or LLM without a description the embedding of a
+text made from its id (:func:`inferred_text`: ``"meta-llama/Llama-2-70b-chat"`` ->
+``"Llama 2 70b chat by meta-llama"``) and sets its ``description_inferred``; once a
+real description is stored, the next run embeds that instead.
 """
 
 from __future__ import annotations
@@ -46,7 +51,14 @@ from prcore.errors import ConfigError
 if TYPE_CHECKING:
     from graphdb.store import GraphStore
 
-__all__ = ["DEFAULT_MODEL", "EMBEDDED_PROPERTIES", "Embedder", "embed_graph"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED_PROPERTIES",
+    "EmbedResult",
+    "Embedder",
+    "embed_graph",
+    "inferred_text",
+]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
@@ -56,6 +68,8 @@ _LOOKUP_CHUNK = 500  # keys per SQLite "IN (...)" lookup
 
 #: The text property embedded for each node label, in the order embed_graph visits them.
 EMBEDDED_PROPERTIES: dict[str, str] = {"Task": "description", "Query": "text", "LLM": "description"}
+#: Labels whose nodes without a description get an embedding of a text made from their id.
+_INFERRED_LABELS = ("Task", "LLM")
 
 log = logging.getLogger(__name__)
 
@@ -373,42 +387,93 @@ class Embedder:
         return f"Embedder({self.model_id!r}, cache_path={self.cache_path!r})"
 
 
+def inferred_text(label: str, node_id: str) -> str:
+    """A text for a Task or LLM without a description, made from its id: separators
+    (``-``, ``_``) become spaces and an LLM's ``org/`` prefix becomes `` by org``
+    (``"meta-llama/Llama-2-70b-chat"`` -> ``"Llama 2 70b chat by meta-llama"``)."""
+    org, _, name = node_id.rpartition("/") if label == "LLM" else ("", "", node_id)
+    words = " ".join(name.replace("-", " ").replace("_", " ").split())
+    if not words:
+        return node_id
+    return f"{words} by {org}" if org.strip("/ ") else words
+
+
+class EmbedResult(dict[str, int]):
+    """Per label, the number of embeddings :func:`embed_graph` wrote; ``inferred`` lists,
+    per label, the ids embedded from :func:`inferred_text` (labels with none left out)."""
+
+    def __init__(self, written: dict[str, int], inferred: dict[str, list[str]]) -> None:
+        super().__init__(written)
+        self.inferred = {label: ids for label, ids in inferred.items() if ids}
+
+
 def embed_graph(
     store: GraphStore,
     embedder: Embedder,
     *,
     recompute: bool = False,
     progress: bool = True,
-) -> dict[str, int]:
+) -> EmbedResult:
     """Fill the ``embedding`` of Task, Query and LLM nodes from their text.
 
     Nodes with a text (``Query.text``, ``Task.description``, ``LLM.description``)
-    and no embedding are embedded; with ``recompute`` every node with a text is
-    (texts already in the embedder's cache are not re-encoded). Nodes without a
-    text are left alone. All writes happen in one store transaction. Returns the
-    number of nodes whose embedding was written, per label.
+    and no embedding, or an embedding inferred before, are embedded; with
+    ``recompute`` every node with a text is (texts already in the embedder's cache
+    are not re-encoded). A Task or LLM with neither a description nor an embedding
+    gets the embedding of :func:`inferred_text` and ``description_inferred = true``
+    (re-inferred by ``recompute``); one with an embedding but no description (given
+    by its source) is left alone, as are queries without a text. All writes happen
+    in one store transaction. Returns the number of nodes written per label, and
+    which were inferred.
     """
-    todo: list[tuple[str, str, list[str], list[str]]] = []
+    todo: list[tuple[str, str, list[str], list[str], list[bool]]] = []
     for label, prop in EMBEDDED_PROPERTIES.items():
         key = node_type(label).key
-        table = store.export_nodes(label, [prop, "embedding"])
-        mask = pc.is_valid(table.column(prop))
-        if not recompute:
-            mask = pc.and_(mask, pc.is_null(table.column("embedding")))
-        chosen = table.filter(mask)
-        todo.append((label, key, chosen.column(key).to_pylist(), chosen.column(prop).to_pylist()))
+        flagged = label in _INFERRED_LABELS
+        table = store.export_nodes(
+            label, [prop, "embedding", *(["description_inferred"] if flagged else [])]
+        )
+        ids, texts, inferred = [], [], []
+        was_inferred = (
+            table.column("description_inferred").to_pylist() if flagged else [None] * len(table)
+        )
+        for node_id, text, missing, before in zip(
+            table.column(key).to_pylist(),
+            table.column(prop).to_pylist(),
+            pc.is_null(table.column("embedding")).to_pylist(),
+            was_inferred,
+            strict=True,
+        ):
+            if text is not None and (recompute or missing or before is True):
+                ids.append(node_id)
+                texts.append(text)
+                inferred.append(False)
+            elif text is None and flagged and (missing or (recompute and before is True)):
+                ids.append(node_id)
+                texts.append(inferred_text(label, node_id))
+                inferred.append(True)
+        todo.append((label, key, ids, texts, inferred))
     written = {label: 0 for label in EMBEDDED_PROPERTIES}
-    texts = [t for *_, label_texts in todo for t in label_texts]
+    texts = [t for *_, label_texts, _ in todo for t in label_texts]
     if not texts:
-        return written
+        return EmbedResult(written, {})
     matrix = embedder.embed(texts, progress=progress)
     with store.transaction():
         start = 0
-        for label, key, ids, _ in todo:
+        for label, key, ids, _, inferred in todo:
             if not ids:
                 continue
             rows = matrix[start : start + len(ids)]
             start += len(ids)
-            store.write_nodes(label, {key: ids, "embedding": embedding_array(rows)})
+            columns = {key: ids, "embedding": embedding_array(rows)}
+            if label in _INFERRED_LABELS:
+                columns["description_inferred"] = inferred
+            store.write_nodes(label, columns)
             written[label] = len(ids)
-    return written
+    return EmbedResult(
+        written,
+        {
+            label: [i for i, flag in zip(ids, inferred, strict=True) if flag]
+            for label, _, ids, _, inferred in todo
+        },
+    )

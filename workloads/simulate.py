@@ -21,10 +21,19 @@ from ``uniform`` or ``beta:A,B``.
 choosing: shown two LLMs' answers to a query, a user prefers the one with the
 higher (perceived) reward, or calls it a tie when the rewards are equal
 (``PREFERRED {query_id, over, tie}`` edges).
+
+Real logs hold an outcome only for the LLM a user was served. With
+:func:`hide_unchosen_outcomes` (``simulate cost-efficiency --observed chosen``)
+the graph keeps, on every query outside the data set's own test split, only the
+outcomes of LLMs some user chose there (a query nobody decided on keeps none);
+the test queries keep all their outcomes, since scoring any router's pick needs
+them. No router reads test outcomes when it fits or scores (the leakage tests
+check this), so the hidden outcomes exist nowhere a router learns from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,11 +45,16 @@ from prcore.errors import ConfigError, ProuterError
 from prcore.utility import best_llm, task_min_max, utility
 
 __all__ = [
+    "HiddenOutcomes",
     "Outcomes",
     "draw_alphas",
+    "fixed_test_queries",
+    "hide_unchosen_outcomes",
     "load_outcomes",
+    "require_test_split",
     "simulate_cost_efficiency",
     "simulate_preferences",
+    "unobserved_outcomes",
 ]
 
 
@@ -216,3 +230,63 @@ def simulate_preferences(
             {"src": src, "dst": dst, "query_id": qids, "over": over, "tie": ties}
         ),
     }
+
+
+@dataclass(frozen=True)
+class HiddenOutcomes:
+    """What :func:`hide_unchosen_outcomes` did."""
+
+    removed: int  # ANSWERED_BY edges deleted
+    test_queries: int  # queries that kept all their outcomes
+
+
+def fixed_test_queries(store: GraphStore) -> set[str]:
+    """Ids of the queries in the data set's own test split (``Query.split == "test"``)."""
+    table = store.export_nodes("Query", ["split"])
+    return {
+        q
+        for q, s in zip(
+            table.column("id").to_pylist(), table.column("split").to_pylist(), strict=True
+        )
+        if s == "test"
+    }
+
+
+def require_test_split(test_queries: set[str]) -> None:
+    """Refuse outcomes observed only where chosen without a fixed test split."""
+    if not test_queries:
+        raise ConfigError(
+            "outcomes observed only where chosen need the data set's own test split "
+            "(queries with split 'test'), whose outcomes stay complete to score routers"
+        )
+
+
+def unobserved_outcomes(
+    outcomes: Outcomes, chosen: Iterable[tuple[str, str]], test_queries: set[str]
+) -> list[tuple[str, str]]:
+    """The (query, LLM) outcomes real logs would not hold: on queries outside
+    ``test_queries``, every outcome of an LLM that no (query, LLM) pair in ``chosen``
+    names. Sorted by query, then LLM."""
+    require_test_split(test_queries)
+    seen = set(chosen)
+    known = ~np.isnan(outcomes.performance)
+    return [
+        (q, outcomes.llm_ids[m])
+        for i, q in enumerate(outcomes.query_ids)
+        if q not in test_queries
+        for m in np.flatnonzero(known[i])
+        if (q, outcomes.llm_ids[m]) not in seen
+    ]
+
+
+def hide_unchosen_outcomes(
+    store: GraphStore, outcomes: Outcomes, test_queries: set[str]
+) -> HiddenOutcomes:
+    """Delete the outcomes no user chose (every CHOSE edge in the graph counts) outside
+    the test split; see the module docstring."""
+    chose = store.export_edges("CHOSE", ["query_id"])
+    chosen = zip(chose.column("query_id").to_pylist(), chose.column("dst").to_pylist(), strict=True)
+    hidden = unobserved_outcomes(outcomes, chosen, test_queries)
+    removed = store.delete_outcomes(hidden)
+    kept = len(test_queries & set(outcomes.query_ids))
+    return HiddenOutcomes(removed=removed, test_queries=kept)

@@ -18,13 +18,19 @@ __all__ = ["embeddings", "training_subgraph"]
 def embeddings(
     graph_store: GraphStoreResource, embedding_model: EmbeddingModelResource, device: DeviceResource
 ) -> dg.MaterializeResult:
-    """Embeddings of query texts, task and LLM descriptions (only nodes that lack one)."""
+    """Embeddings of query texts, task and LLM descriptions (only nodes that lack one);
+    tasks and LLMs without a description are embedded from their id (``inferred``)."""
     from workloads.embeddings import embed_graph
 
     with graph_store.open() as store, embedding_model.embedder(device.resolve()) as embedder:
         written = embed_graph(store, embedder, progress=False)
     return dg.MaterializeResult(
-        metadata={"model": embedder.model_id, "created": sum(written.values()), **written}
+        metadata={
+            "model": embedder.model_id,
+            "created": sum(written.values()),
+            **written,
+            "inferred": sum(len(ids) for ids in written.inferred.values()),
+        }
     )
 
 

@@ -64,6 +64,11 @@ def embed(
 ) -> None:
     """Embed query texts, task descriptions and LLM descriptions (384-d by default).
 
+    A task or LLM without a description is embedded from a text made from its id
+    ("meta-llama/Llama-2-70b-chat" -> "Llama 2 70b chat by meta-llama"), flagged
+    description_inferred and listed in the output; a description stored later
+    replaces it on the next run.
+
     Example:
 
         prouter embed --batch-size 128
@@ -82,7 +87,16 @@ def embed(
             f"{embedder.misses} texts encoded, {embedder.hits} from the cache"
         )
     for label, n in written.items():
-        click.echo(f"  {label:<6} {n:>8} embeddings written")
+        note = inferred_note(written.inferred.get(label, []))
+        click.echo(f"  {label:<6} {n:>8} embeddings written{note}")
+
+
+def inferred_note(ids: list[str], shown: int = 10) -> str:
+    """`` (N inferred from the id: a, b and K more)`` for ``prouter embed``'s output."""
+    if not ids:
+        return ""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f" ({len(ids)} inferred from the id: {', '.join(ids[:shown])}{more})"
 
 
 @click.group()

@@ -46,6 +46,14 @@ def _simulated_user_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 @simulate.command("cost-efficiency")
 @_simulated_user_options
+@click.option(
+    "--observed",
+    type=click.Choice(["all", "chosen"]),
+    default="all",
+    show_default=True,
+    help="Outcomes left in the graph: all, or (as in real logs) only those of LLMs some "
+    "user chose, outside the data set's test split (whose outcomes score routers).",
+)
 @click.pass_obj
 def simulate_cost_efficiency(
     settings: Settings,
@@ -54,22 +62,36 @@ def simulate_cost_efficiency(
     noise: float,
     queries_per_user: int | None,
     seed: int,
+    observed: str,
 ) -> None:
     """Add users who choose by alpha * performance - (1 - alpha) * normalised cost.
 
     Costs are min-max normalised within each task; ties go to the cheaper LLM.
     Each user's best LLM per query becomes a CHOSE edge carrying its reward.
+    With --observed chosen, the ANSWERED_BY edges of LLMs nobody chose are then
+    deleted on every query outside the data set's test split (needs one).
 
     Example:
 
-        prouter simulate cost-efficiency --users 1000 --alphas beta:2,2 --seed 1
+    \b
+        prouter simulate cost-efficiency --users 9
+        prouter simulate cost-efficiency --users 1000 --queries-per-user 30 --observed chosen
     """
     from graphdb.ingest import write_tables
-    from workloads.simulate import load_outcomes
+    from workloads.simulate import (
+        fixed_test_queries,
+        hide_unchosen_outcomes,
+        load_outcomes,
+        require_test_split,
+    )
     from workloads.simulate import simulate_cost_efficiency as simulate_users
 
+    hidden = None
     with settings.open() as store:
         outcomes = domain_errors(load_outcomes, store)
+        test = fixed_test_queries(store) if observed == "chosen" else set()
+        if observed == "chosen":
+            domain_errors(require_test_split, test)  # before anything is written
         tables = domain_errors(
             simulate_users,
             outcomes,
@@ -79,9 +101,18 @@ def simulate_cost_efficiency(
             queries_per_user=queries_per_user,
             seed=seed,
         )
-        written = domain_errors(write_tables, store, tables)
+        with store.transaction():
+            written = domain_errors(write_tables, store, tables)
+            if observed == "chosen":
+                hidden = domain_errors(hide_unchosen_outcomes, store, outcomes, test)
     click.echo(f"{users} users on {len(outcomes.query_ids)} queries x {len(outcomes.llm_ids)} LLMs")
     echo_written(written)
+    if hidden is not None:
+        click.echo(
+            f"observed chosen: removed {hidden.removed} outcome (ANSWERED_BY) edges of LLMs "
+            f"nobody chose; {hidden.test_queries} test queries keep all their outcomes "
+            "(used only to score routers)"
+        )
 
 
 @simulate.command("preferences")

@@ -39,6 +39,7 @@ def full_graph() -> dict[str, pa.Table]:
                 "id": ["math", "qa"],
                 "description": ["Math problems.", "Questions."],
                 "embedding": emb.slice(0, 2),
+                "description_inferred": [False, True],
             }
         ),
         "Query": pa.table(
@@ -56,6 +57,7 @@ def full_graph() -> dict[str, pa.Table]:
                 "input_price": [0.2, 0.9],
                 "output_price": [0.25, 1.1],
                 "embedding": emb.slice(1, 2),
+                "description_inferred": [True, None],
             }
         ),
         "RouterModel": pa.table(

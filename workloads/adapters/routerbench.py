@@ -4,7 +4,9 @@ Each CSV row is one prompt with, per model, a 0/1 score column ``<model>``, a
 ``<model>|total_cost`` column (USD) and a ``<model>|model_response`` column;
 ``eval_name`` is the task and ``sample_id`` the prompt id; the file name
 (``<task>_train.csv`` / ``<task>_test.csv``) is the split. Prompts and
-responses are Python list literals.
+responses are Python list literals (the turns, joined by newlines) or plain
+strings; response columns are optional, and columns that are neither metadata
+nor a model with a ``|total_cost`` column are ignored (and reported).
 
 The public files are dirty; this adapter handles each case explicitly and says
 what it did (``AdapterResult.summary``):
@@ -83,17 +85,23 @@ def _split_of(path: Path) -> str:
     )
 
 
-def _literal_list(value: Any, where: str) -> list[str]:
+def _turns(value: Any) -> list[str]:
+    """A prompt or response cell as its turns: a Python list literal of strings, or one
+    plain string (anything else that is not a list literal is taken as written)."""
     if not isinstance(value, str):
         return []
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        raise ValidationError(f"{where}: not a Python list literal: {value[:80]!r}") from None
-    return [str(x) for x in parsed] if isinstance(parsed, list) else [str(parsed)]
+    if value.lstrip().startswith("["):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parsed = None
+        if isinstance(parsed, list):
+            return [str(x) for x in parsed]
+    return [value]
 
 
-def _read(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+def _read(paths: list[Path]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The rows of every file, the model columns and the other columns ignored."""
     frames = []
     for path in paths:
         frame = pd.read_csv(path, dtype={"sample_id": str})
@@ -102,17 +110,21 @@ def _read(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         frame.insert(2, "_line", range(2, len(frame) + 2))
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    models = [
+    missing = [c for c in ("sample_id", "prompt", "eval_name") if c not in table.columns]
+    if missing:
+        raise ValidationError(f"not RouterBench-format CSVs: missing columns {missing}")
+    plain = [
         c
         for c in table.columns
         if "|" not in c and c not in _META and not c.startswith(("_", "Unnamed"))
     ]
-    missing = [f"{m}|total_cost" for m in models if f"{m}|total_cost" not in table.columns]
-    if missing or "sample_id" not in table.columns or "eval_name" not in table.columns:
+    models = [c for c in plain if f"{c}|total_cost" in table.columns]
+    if not models:
         raise ValidationError(
-            f"not RouterBench-format CSVs: missing columns {missing or 'sample_id/eval_name'}"
+            "not RouterBench-format CSVs: no model (a score column <model> with a "
+            "<model>|total_cost column)"
         )
-    return table, models
+    return table, models, [c for c in plain if c not in models]
 
 
 def load_routerbench(
@@ -137,10 +149,15 @@ def load_routerbench(
         raise ValidationError(
             f"no RouterBench CSV files in {data_dir}" + (f" for tasks {tasks}" if tasks else "")
         )
-    table, models = _read(paths)
+    table, models, ignored = _read(paths)
     result = AdapterResult(source=str(data_dir))
     for path in paths:
         result.summary.append(f"read {path.name}: {(table._file == path.name).sum()} rows")
+    if ignored:
+        result.summary.append(
+            f"ignored {len(ignored)} columns without a <column>|total_cost column "
+            f"(not models): {', '.join(ignored)}"
+        )
 
     counts = table.groupby("sample_id").size()
     split_ids = sorted(counts[counts > 1].index)
@@ -211,20 +228,14 @@ def load_routerbench(
 
 def _merge(rows: list[dict[str, Any]], models: list[str], responses: bool) -> dict[str, Any]:
     """One query from its row(s); see the module docstring for the merge rule."""
-    parsed = [
-        (row, _literal_list(row["prompt"], f"{row['_file']}, line {row['_line']}")) for row in rows
-    ]
+    parsed = [(row, _turns(row["prompt"])) for row in rows]
     # The canonical row is the one whose prompt list is not repeated.
     canonical, prompt = min(parsed, key=lambda item: len(item[1]))
     outcomes = {}
     for model in models:
         scored = [row for row, _ in parsed if pd.notna(row[model])]
         source = scored[0] if scored else canonical
-        response = (
-            "\n".join(_literal_list(source.get(f"{model}|model_response"), "response"))
-            if responses
-            else None
-        )
+        response = "\n".join(_turns(source.get(f"{model}|model_response"))) if responses else None
         outcomes[model] = (source[model], canonical[f"{model}|total_cost"], response or None)
     where = " + ".join(f"{row['_file']}, line {row['_line']}" for row, _ in parsed)
     return {
