@@ -7,6 +7,7 @@ router's mean test reward over the seeds (from the command's JSON).
 
     ./dev bench evaluate_routerbench --store ladybug:/path/rb.lbug
     ./dev bench evaluate_routerbench --store ladybug:/path/rb.lbug --settings general,new_user
+    ./dev bench evaluate_routerbench --store ladybug:/path/rb.lbug --save rb.json  # + the JSON
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--routers", default="all")
     parser.add_argument("--settings", default="general")
+    parser.add_argument("--save", type=Path, help="also write the command's JSON here")
     args = parser.parse_args()
     store = args.store
     with tempfile.TemporaryDirectory(prefix="prouter-bench-") as tmp:
@@ -58,6 +60,8 @@ def main() -> None:
     if done.returncode != 0:
         sys.exit(f"evaluate failed ({done.returncode}):\n{done.stderr[-3000:]}")
     out = json.loads(done.stdout)
+    if args.save:
+        args.save.write_text(done.stdout)
     routers = out.get("routers", {})
     print(
         f"wall time {wall:.0f} s for {len(routers)} routers x {len(out['seeds'])} seeds "
