@@ -10,3 +10,6 @@ CREATE CONSTRAINT router_model_version IF NOT EXISTS FOR (n:RouterModel) REQUIRE
 // unique, so that two writers creating it at once still share one node.
 CREATE CONSTRAINT ingest_lock_id IF NOT EXISTS FOR (n:IngestLock) REQUIRE n.id IS UNIQUE;
 CREATE INDEX routed_to_model_version IF NOT EXISTS FOR ()-[r:ROUTED_TO]-() ON (r.model_version);
+// Feedback on a response id served before a restart looks its answer up by these.
+CREATE INDEX answered_by_response_id IF NOT EXISTS FOR ()-[r:ANSWERED_BY]-() ON (r.response_id);
+CREATE INDEX asked_response_id IF NOT EXISTS FOR ()-[r:ASKED]-() ON (r.response_id);

@@ -372,6 +372,7 @@ async def chat_completions(request: Request) -> Response:
                 tokens_out,
                 up.cost(tokens_in, tokens_out),
                 _answer_text(body),
+                response_id,
             )
         )
         gw.record(Served(**served, attempts=attempts))
@@ -416,6 +417,7 @@ async def _relay(
                 tokens_out,
                 up.cost(tokens_in, tokens_out),
                 "".join(stream.text),
+                response_id,
             )
         )
         gw.record(Served(**served, attempts=attempts))
@@ -427,7 +429,10 @@ async def feedback(request: Request) -> Response:
     key = _authenticate(gw, request)
     body = await read_json(request, gw.max_body, gw.read_timeout)
     try:
-        events = feedback_events(body, gw.answers, _now(), key.user if key else None)
+        # off the event loop: an answer served before a restart is looked up in the graph
+        events = await asyncio.to_thread(
+            feedback_events, body, gw.answers, _now(), key.user if key else None
+        )
     except FeedbackError as exc:
         raise HttpError(exc.status, str(exc)) from None
     for event in events:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from prouter.gateway.app import Gateway, create_app
 from prouter.gateway.embedding import LruEmbedder
+from prouter.gateway.feedback import Answer, Answers, stored_answer
 from prouter.gateway.keys import KeyRing
 from prouter.gateway.protocol import header_timeout_protocol
 from prouter.gateway.recorder import Recorder
@@ -70,6 +71,11 @@ def build_gateway(
 
     service = load(version)
     service.warm_up()
+
+    def stored(response_id: str) -> Answer | None:
+        with access(read_only=True) as store:
+            return stored_answer(store, response_id)
+
     recorder = None
     if record:
         recorder = Recorder(
@@ -81,6 +87,7 @@ def build_gateway(
         router=Router(service, load, latest),
         upstreams=dict(upstreams or {}),
         recorder=recorder,
+        answers=Answers(lookup=stored),
         keys=KeyRing(keys) if keys is not None and Path(keys).exists() else None,
         **options,
     )
