@@ -75,6 +75,7 @@ class Gateway:
     max_attempts: int = 3
     reload_interval: float = 0.0  # seconds between polls for a newer model (0: no polling)
     answers: Answers = field(default_factory=Answers)
+    on_close: list[Any] = field(default_factory=list)  # called last at shutdown
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -534,6 +535,8 @@ def create_app(gw: Gateway) -> Starlette:
             await app.state.http.aclose()
             if gw.recorder is not None:
                 await asyncio.to_thread(gw.recorder.close)
+            for close in gw.on_close:
+                close()
 
     handlers = {
         "/route": route,
