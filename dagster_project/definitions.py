@@ -13,7 +13,11 @@ from dagster_project.executors import executor_from_env
 from dagster_project.jobs import evaluation_job, pipeline_job, retrain_job, user_evaluation_job
 from dagster_project.resources import resources_from_env
 from dagster_project.schedules import nightly_evaluation_schedule
-from dagster_project.sensors import retrain_sensor, user_partitions_sensor
+from dagster_project.sensors import (
+    retrain_sensor,
+    served_traffic_sensor,
+    user_partitions_sensor,
+)
 
 __all__ = ["build_definitions", "defs"]
 
@@ -28,7 +32,7 @@ def build_definitions(
         asset_checks=ALL_CHECKS,
         resources=dict(resources) if resources is not None else resources_from_env(),
         jobs=[pipeline_job, retrain_job, evaluation_job, user_evaluation_job],
-        sensors=[retrain_sensor, user_partitions_sensor],
+        sensors=[retrain_sensor, served_traffic_sensor, user_partitions_sensor],
         schedules=[nightly_evaluation_schedule],
         # One process per run by default (PROUTER_DAGSTER_EXECUTOR=multiprocess: per step).
         executor=executor or executor_from_env(),

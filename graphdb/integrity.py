@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from graphdb.schema import ASKED, CHOSE, NODES, ROUTER_MODEL
+from graphdb.schema import ASKED, CHOSE, NODES, PREFERRED, ROUTER_MODEL
 from graphdb.store import GraphStore
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "interactions_since_last_model",
     "orphans",
     "outcome_gaps",
+    "served_traffic_since_last_model",
 ]
 
 #: Labels checked for orphans: a node of these labels with no relationship at all.
@@ -154,3 +155,51 @@ def interactions_since_last_model(store: GraphStore) -> tuple[str | None, int]:
             .as_py()
         )
     return model["version"], newer
+
+
+def _latest_model(store: GraphStore) -> dict | None:
+    latest = store.read(
+        f"MATCH (m:{ROUTER_MODEL.label}) RETURN m.version AS version, "
+        "m.created_at AS created_at ORDER BY created_at DESC, version DESC LIMIT 1"
+    ).to_pylist()
+    return latest[0] if latest else None
+
+
+def served_traffic_since_last_model(store: GraphStore) -> tuple[str | None, dict[str, int]]:
+    """(latest RouterModel version or None, what the gateway recorded since it).
+
+    ``served``: users' queries answered through the gateway (ASKED edges with a
+    response id) since the model's ``created_at``; ``feedback``: CHOSE and
+    PREFERRED edges since then; ``rated``: every served answer with a thumbs /
+    rating (ANSWERED_BY with a response id and a performance; these carry no
+    time, so this one is a running total to compare with an earlier count).
+    """
+    model = _latest_model(store)
+    # created_at ends in "Z", served timestamps in "+00:00": compare like with like
+    since = (model["created_at"] or "").replace("Z", "+00:00") if model else ""
+
+    def count(cypher: str, params: dict | None = None) -> int:
+        return int(store.read(cypher, params).column("n")[0].as_py())
+
+    served = count(
+        f"MATCH (:{ASKED.src})-[r:{ASKED.name}]->(:{ASKED.dst}) "
+        "WHERE r.response_id IS NOT NULL AND r.ts > $since RETURN count(r) AS n",
+        {"since": since},
+    )
+    feedback = sum(
+        count(
+            f"MATCH (:{rt.src})-[r:{rt.name}]->(:{rt.dst}) "
+            "WHERE r.ts > $since RETURN count(r) AS n",
+            {"since": since},
+        )
+        for rt in (CHOSE, PREFERRED)
+    )
+    rated = count(
+        "MATCH (:Query)-[a:ANSWERED_BY]->(:LLM) WHERE a.response_id IS NOT NULL "
+        "AND a.performance IS NOT NULL RETURN count(a) AS n"
+    )
+    return (model["version"] if model else None), {
+        "served": served,
+        "feedback": feedback,
+        "rated": rated,
+    }

@@ -100,7 +100,13 @@ ROUTER_MODEL = NodeType(
 )
 
 OF_TASK = RelType("OF_TASK", "Query", "Task")
-ASKED = RelType("ASKED", "User", "Query", {"ts": STRING})
+ASKED = RelType(
+    "ASKED",
+    "User",
+    "Query",
+    # served traffic: the response id of the latest answer the user got to the query
+    {"ts": STRING, "response_id": STRING},
+)
 ANSWERED_BY = RelType(
     "ANSWERED_BY",
     "Query",
@@ -113,6 +119,7 @@ ANSWERED_BY = RelType(
         "response": STRING,
         "latency_ms": DOUBLE,  # served traffic: the upstream call's wall time
         "status": STRING,  # served traffic: "ok" or what failed ("http 502", "timeout")
+        "response_id": STRING,  # served traffic: the latest answer's id (for feedback)
     },
 )
 CHOSE = RelType(

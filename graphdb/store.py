@@ -88,6 +88,12 @@ class GraphStore(abc.ABC):
     def _existing_edges(self, rt: RelType, srcs: pa.Array, schema: pa.Schema) -> pa.Table:
         """Stored edges of ``rt`` leaving the ``srcs`` nodes, with ``schema``'s columns."""
 
+    def _existing_edges_like(self, rt: RelType, keys: pa.Table, schema: pa.Schema) -> pa.Table:
+        """Stored edges of ``rt`` with the endpoints and key values of ``keys`` (columns
+        ``src``, ``dst``, ``*rt.key``), or a superset of them: by default every edge
+        leaving their sources (a backend may look up exactly these)."""
+        return self._existing_edges(rt, pc.unique(keys.column("src")), schema)
+
     @abc.abstractmethod
     def _create_nodes(self, nt: NodeType, rows: pa.Table) -> None: ...
 
@@ -234,7 +240,8 @@ class GraphStore(abc.ABC):
                         f"{rel} edges reference {len(missing)} unknown {label} ids "
                         f"(nothing was written), e.g. {missing.to_pylist()[:5]}"
                     )
-            existing = self._existing_edges(rt, pc.unique(table.column("src")), table.schema)
+            keys = table.select(key).group_by(key, use_threads=False).aggregate([])
+            existing = self._existing_edges_like(rt, keys, table.schema)
             change = delta(table, existing, key, values)
             if change.new.num_rows:
                 self._create_edges(rt, change.new)

@@ -238,7 +238,21 @@ class Neo4jStore(GraphStore):
         )
         return self._by_keys(query, srcs, schema)
 
-    def _by_keys(self, query: str, keys: pa.Array, schema: pa.Schema) -> pa.Table:
+    def _existing_edges_like(self, rt: RelType, keys: pa.Table, schema: pa.Schema) -> pa.Table:
+        # Exactly the written edges, not all edges of their sources: a busy user has one
+        # ROUTED_TO per query and LLM, and re-reading them all per write grows with traffic.
+        # Keyed types seek their key's relationship index (cypher/schema/neo4j.cypher).
+        src_key, dst_key = node_type(rt.src).key, node_type(rt.dst).key
+        row = ", ".join([f"s.{src_key}", f"d.{dst_key}", *(f"r.{p}" for p in schema.names[2:])])
+        where = " AND ".join(f"r.{k} = k.{k}" for k in rt.key)
+        query = (
+            f"UNWIND $keys AS k MATCH (s:{rt.src} {{{src_key}: k.src}})-[r:{rt.name}]->"
+            f"(d:{rt.dst} {{{dst_key}: k.dst}}){' WHERE ' + where if where else ''} "
+            f"RETURN collect([{row}]) AS rows"
+        )
+        return self._by_keys(query, keys, schema)
+
+    def _by_keys(self, query: str, keys: pa.Array | pa.Table, schema: pa.Schema) -> pa.Table:
         parts = [
             _rows_to_table(
                 self._single(query, {"keys": keys.slice(i, self.batch_size).to_pylist()})["rows"],

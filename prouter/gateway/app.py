@@ -75,6 +75,7 @@ class Gateway:
     max_attempts: int = 3
     reload_interval: float = 0.0  # seconds between polls for a newer model (0: no polling)
     answers: Answers = field(default_factory=Answers)
+    on_close: list[Any] = field(default_factory=list)  # called last at shutdown
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -372,6 +373,7 @@ async def chat_completions(request: Request) -> Response:
                 tokens_out,
                 up.cost(tokens_in, tokens_out),
                 _answer_text(body),
+                response_id,
             )
         )
         gw.record(Served(**served, attempts=attempts))
@@ -416,6 +418,7 @@ async def _relay(
                 tokens_out,
                 up.cost(tokens_in, tokens_out),
                 "".join(stream.text),
+                response_id,
             )
         )
         gw.record(Served(**served, attempts=attempts))
@@ -427,7 +430,10 @@ async def feedback(request: Request) -> Response:
     key = _authenticate(gw, request)
     body = await read_json(request, gw.max_body, gw.read_timeout)
     try:
-        events = feedback_events(body, gw.answers, _now(), key.user if key else None)
+        # off the event loop: an answer served before a restart is looked up in the graph
+        events = await asyncio.to_thread(
+            feedback_events, body, gw.answers, _now(), key.user if key else None
+        )
     except FeedbackError as exc:
         raise HttpError(exc.status, str(exc)) from None
     for event in events:
@@ -529,6 +535,8 @@ def create_app(gw: Gateway) -> Starlette:
             await app.state.http.aclose()
             if gw.recorder is not None:
                 await asyncio.to_thread(gw.recorder.close)
+            for close in gw.on_close:
+                close()
 
     handlers = {
         "/route": route,

@@ -11,19 +11,30 @@ Each served answer has a response id (``id`` of the completion, also the
 Thumbs and ratings label the answer's quality (the router's performance
 target); "chosen" and preferences are the user's decisions, which train the
 user's preferences. The gateway remembers the last ``capacity`` answers it
-served (in memory); feedback on older or unknown ids is refused with 404.
+served (in memory); older ones, and those a previous gateway process served,
+are looked up in the graph (:func:`stored_answer`), where the recorder keeps
+the response id of the *latest* answer of each LLM to a query (on
+``ANSWERED_BY``) and of the latest answer each user got to it (on ``ASKED``).
+An id that a later answer replaced there, or never recorded, is refused with 404.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prouter.gateway.recorder import Choice, Event, Outcome, Preference
 
-__all__ = ["Answer", "Answers", "FeedbackError", "feedback_events"]
+if TYPE_CHECKING:
+    from graphdb.store import GraphStore
+
+__all__ = ["Answer", "Answers", "FeedbackError", "feedback_events", "stored_answer"]
+
+RESPONSE_ID = re.compile(r"chatcmpl-[0-9A-Za-z_-]{1,64}")  # what the gateway serves under
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,45 @@ class FeedbackError(Exception):
         self.status = status
 
 
-class Answers:
-    """The last ``capacity`` served answers by response id (thread-safe, LRU)."""
+def stored_answer(store: GraphStore, response_id: str) -> Answer | None:
+    """The recorded answer served under ``response_id``, or None when the graph has no
+    (or no longer the) answer with that id. The user is the one whose ``ASKED`` edge
+    carries the id, else the query's only asker."""
+    found = store.read(
+        "MATCH (q:Query)-[a:ANSWERED_BY]->(l:LLM) WHERE a.response_id = $rid "
+        "RETURN q.id AS query, l.id AS llm",
+        {"rid": response_id},
+    ).to_pylist()
+    if len(found) != 1:
+        return None
+    query, llm = found[0]["query"], found[0]["llm"]
+    askers = store.read(
+        "MATCH (u:User)-[k:ASKED]->(q:Query) WHERE q.id = $q "
+        "RETURN u.id AS user, k.response_id AS rid",
+        {"q": query},
+    ).to_pylist()
+    users = [a["user"] for a in askers if a["rid"] == response_id] or [
+        a["user"] for a in askers if len(askers) == 1
+    ]
+    return Answer(users[0], query, llm) if len(users) == 1 else None
 
-    def __init__(self, capacity: int = 100_000) -> None:
+
+class Answers:
+    """The last ``capacity`` served answers by response id (thread-safe, LRU); ``lookup``
+    (e.g. :func:`stored_answer` on the graph) finds the ones not in memory."""
+
+    def __init__(
+        self,
+        capacity: int = 100_000,
+        lookup: Callable[[str], Answer | None] | None = None,
+    ) -> None:
         self.capacity = capacity
+        self.lookup = lookup
         self._items: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def add(self, response_id: str, answer: Answer) -> None:
         with self._lock:
@@ -62,6 +105,8 @@ class Answers:
             raise FeedbackError(400, "response ids must be strings")
         with self._lock:
             answer = self._items.get(response_id)
+        if answer is None and self.lookup is not None and RESPONSE_ID.fullmatch(response_id):
+            answer = self.lookup(response_id)
         if answer is None:
             raise FeedbackError(404, f"no served response {response_id[:80]!r} (or too old)")
         return answer

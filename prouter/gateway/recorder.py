@@ -47,6 +47,7 @@ class Attempt:
     output_tokens: int | None = None
     cost: float | None = None
     response: str | None = None
+    response_id: str | None = None  # the id the answer was served under (None: not served)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,11 @@ def event_rows(events: list[Event]) -> _Rows:
         if isinstance(e, Served):
             rows.add("User", {"id": e.user})
             rows.add("Query", {"id": e.query_id, "text": e.text, "embedding": e.embedding})
-            rows.add("ASKED", {"src": e.user, "dst": e.query_id, "ts": e.ts})
+            served_id = next((a.response_id for a in e.attempts if a.response_id), None)
+            rows.add(
+                "ASKED",
+                {"src": e.user, "dst": e.query_id, "ts": e.ts, "response_id": served_id},
+            )
             if e.task:
                 rows.add("Task", {"id": e.task})
                 rows.add("OF_TASK", {"src": e.query_id, "dst": e.task})
@@ -161,6 +166,7 @@ def event_rows(events: list[Event]) -> _Rows:
                         "latency_ms": finite_or_none(a.latency_ms),
                         "status": a.status,
                         "response": response,
+                        "response_id": a.response_id,
                     },
                 )
         elif isinstance(e, Outcome):

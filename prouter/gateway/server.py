@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from prouter.gateway.app import Gateway, create_app
 from prouter.gateway.embedding import LruEmbedder
+from prouter.gateway.feedback import Answer, Answers, stored_answer
 from prouter.gateway.keys import KeyRing
 from prouter.gateway.protocol import header_timeout_protocol
 from prouter.gateway.recorder import Recorder
@@ -23,20 +24,39 @@ __all__ = ["StoreAccess", "build_gateway", "run"]
 
 
 class StoreAccess:
-    """Opens the graph store for one use at a time (an embedded file stays free in between)."""
+    """The graph store for one use at a time. An embedded file is opened per use (so it
+    stays free in between); a server store (Neo4j) stays open, one per mode, until
+    :meth:`close`: connecting and applying the schema per write batch cost more than
+    the batch."""
 
     def __init__(self, open_store: Callable[[bool], GraphStore]) -> None:
         self._open = open_store
         self._lock = threading.Lock()
+        self._kept: dict[bool, GraphStore] = {}
 
     @contextmanager
     def __call__(self, read_only: bool = False) -> Iterator[GraphStore]:
         with self._lock:
-            store = self._open(read_only)
+            store = self._kept.get(read_only) or self._open(read_only)
+            keep = store.backend != "ladybug"
             try:
                 yield store
+            except BaseException:
+                keep = False  # a failed use (e.g. a dropped connection) opens afresh next time
+                raise
             finally:
-                store.close()
+                if keep:
+                    self._kept[read_only] = store
+                else:
+                    self._kept.pop(read_only, None)
+                    store.close()
+
+    def close(self) -> None:
+        """Close the server stores kept open."""
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for store in kept:
+            store.close()
 
 
 def build_gateway(
@@ -70,6 +90,11 @@ def build_gateway(
 
     service = load(version)
     service.warm_up()
+
+    def stored(response_id: str) -> Answer | None:
+        with access(read_only=True) as store:
+            return stored_answer(store, response_id)
+
     recorder = None
     if record:
         recorder = Recorder(
@@ -81,6 +106,8 @@ def build_gateway(
         router=Router(service, load, latest),
         upstreams=dict(upstreams or {}),
         recorder=recorder,
+        answers=Answers(lookup=stored),
+        on_close=[access.close],
         keys=KeyRing(keys) if keys is not None and Path(keys).exists() else None,
         **options,
     )

@@ -45,7 +45,11 @@ def test_defs_can_load_and_every_job_resolves():
         ("routing_predictions", "predictions_complete"),
     }
     assert graph.get(dg.AssetKey("user_evaluation")).partitions_def.name == "users"
-    assert {s.name for s in defs.sensors} == {"retrain_sensor", "user_partitions_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "retrain_sensor",
+        "served_traffic_sensor",
+        "user_partitions_sensor",
+    }
     (schedule,) = defs.schedules
     assert (schedule.cron_schedule, schedule.job_name) == ("0 3 * * *", "evaluation_job")
     # The re-train job forces a new version; the pipeline job reuses a matching checkpoint.

@@ -7,12 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
+from gateway_support import serving
 from test_http_api import call
 from test_route import TRAIN
 
 from gnn.data import load_routing_data
 from gnn.pipeline import train_and_record
-from prouter.gateway.app import query_id
+from prouter.gateway.app import create_app, query_id
+from prouter.gateway.server import build_gateway
 
 
 def chat(world, model: str, text: str, user: str):  # type: ignore[no-untyped-def]
@@ -116,3 +118,48 @@ def test_hot_reload_under_concurrent_requests_fails_none(world):
     assert versions[0] == old and versions[-1] == new and set(versions) == {old, new}
     status, body = call(world.base, "/admin/reload", {})  # nothing newer: no swap
     assert body == {"model_version": new, "reloaded": False}
+
+
+def test_feedback_finds_answers_served_before_a_restart(world):
+    a, b = sorted(world.upstreams)[:2]
+    text = "Which answers survive a restart?"
+    ra = chat(world, a, text, "user-0003").id
+    rb = chat(world, b, text, "user-0003").id
+    world.gw.recorder.flush()
+    restarted = build_gateway(
+        world.access,
+        world.embedder,
+        model_dir=world.model_dir,
+        upstreams=world.upstreams,
+        record_interval=0.1,
+    )
+    assert len(restarted.answers) == 0  # a new process remembers nothing it served
+    with serving(create_app(restarted)) as base:
+        unknown = {"response_id": "chatcmpl-" + "0" * 32, "thumbs": "up"}
+        assert call(base, "/feedback", unknown)[0] == 404
+        for body in (
+            {"preferred": ra, "over": rb},
+            {"response_id": ra, "thumbs": "down"},
+            {"response_id": rb, "chosen": True},
+        ):
+            status, answer = call(base, "/feedback", body)
+            assert status == 200 and answer == {"recorded": 1}, (body, answer)
+    qid = query_id(text)  # the restarted gateway flushed its recorder when it stopped
+    pref = world.graph(
+        "MATCH (u:User)-[p:PREFERRED]->(l:LLM) WHERE p.query_id = $q "
+        "RETURN u.id AS user, l.id AS llm, p.over AS over",
+        q=qid,
+    )
+    assert pref == [{"user": "user-0003", "llm": a, "over": b}]
+    chose = world.graph(
+        "MATCH (u:User)-[c:CHOSE]->(l:LLM) WHERE c.query_id = $q RETURN u.id AS user, l.id AS llm",
+        q=qid,
+    )
+    assert chose == [{"user": "user-0003", "llm": b}]
+    perf = world.graph(
+        "MATCH (q:Query)-[r:ANSWERED_BY]->(l:LLM) WHERE q.id = $q AND l.id = $l "
+        "RETURN r.performance AS p",
+        q=qid,
+        l=a,
+    )
+    assert perf == [{"p": pytest.approx(0.0)}]

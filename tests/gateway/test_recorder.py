@@ -6,12 +6,15 @@ from contextlib import contextmanager
 
 import pytest
 
+from prouter.gateway.feedback import Answer, stored_answer
 from prouter.gateway.recorder import Attempt, Choice, Outcome, Preference, Recorder, Served
 
 TS = "2026-01-01T00:00:00.000001+00:00"
 
 
-def served(qid: str, user: str = "ann", routed: bool = True) -> Served:
+def served(
+    qid: str, user: str = "ann", routed: bool = True, response_id: str | None = None
+) -> Served:
     return Served(
         ts=TS,
         user=user,
@@ -23,7 +26,7 @@ def served(qid: str, user: str = "ann", routed: bool = True) -> Served:
         ranking=[("m1", 0.75), ("m2", float("nan")), ("m3", 0.25)] if routed else [],
         attempts=[
             Attempt("m1", "http 503", 12.5),
-            Attempt("m2", "ok", 40.0, 10, 20, 0.003, "an answer"),
+            Attempt("m2", "ok", 40.0, 10, 20, 0.003, "an answer", response_id or f"chatcmpl-{qid}"),
         ],
     )
 
@@ -143,7 +146,10 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
     for statement in schema_statements("ladybug"):
         if statement.startswith("ALTER"):
             continue
-        conn.execute(statement.replace(", latency_ms DOUBLE, status STRING", ""))
+        old = statement.replace(", latency_ms DOUBLE, status STRING, response_id STRING", "")
+        old = old.replace("ts STRING, response_id STRING", "ts STRING")
+        assert "response_id" not in old and "latency_ms" not in old
+        conn.execute(old)
     conn.close()
     db.close()
 
@@ -156,5 +162,32 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
         recorder = Recorder(open_, interval=60)
         recorder.submit(served("q1"))
         recorder.close()
-        got = rows(store, "MATCH ()-[a:ANSWERED_BY]->(l:LLM) RETURN l.id AS l, a.status AS s")
-    assert sorted((r["l"], r["s"]) for r in got) == [("m1", "http 503"), ("m2", "ok")]
+        got = rows(
+            store,
+            "MATCH ()-[a:ANSWERED_BY]->(l:LLM) RETURN l.id AS l, a.status AS s, a.response_id AS r",
+        )
+        asked = rows(store, "MATCH ()-[k:ASKED]->() RETURN k.response_id AS r")
+    assert sorted((r["l"], r["s"], r["r"]) for r in got) == [
+        ("m1", "http 503", None),
+        ("m2", "ok", "chatcmpl-q1"),
+    ]
+    assert asked == [{"r": "chatcmpl-q1"}]
+
+
+def test_answers_are_found_by_response_id_in_the_graph(store):
+    """What feedback after a restart resolves: the user, query and LLM of a served answer."""
+
+    @contextmanager
+    def open_():  # type: ignore[no-untyped-def]
+        yield store
+
+    recorder = Recorder(open_, interval=60)
+    recorder.submit(served("q1", "ann", response_id="chatcmpl-a"))
+    recorder.submit(served("q2", "ann", response_id="chatcmpl-b"))
+    recorder.submit(served("q2", "bob", response_id="chatcmpl-c"))  # the same answer, later
+    recorder.close()
+    assert stored_answer(store, "chatcmpl-a") == Answer("ann", "q1", "m2")
+    assert stored_answer(store, "chatcmpl-c") == Answer("bob", "q2", "m2")
+    # ANSWERED_BY keeps the latest response id of each (query, LLM) answer
+    assert stored_answer(store, "chatcmpl-b") is None
+    assert stored_answer(store, "chatcmpl-unknown") is None

@@ -74,6 +74,7 @@ def full_graph() -> dict[str, pa.Table]:
                 "src": NASTY_IDS[:3],
                 "dst": NASTY_IDS[3:6],
                 "ts": ["2026-01-01T00:00:00Z", None, "2026-01-03T00:00:00Z"],
+                "response_id": ["chatcmpl-1", None, "chatcmpl-3"],
             }
         ),
         "ANSWERED_BY": pa.table(
@@ -87,6 +88,7 @@ def full_graph() -> dict[str, pa.Table]:
                 "response": ["4", "five", 'It\'s "quoted"\n'],
                 "latency_ms": [12.5, 0.0, 1234.567],
                 "status": ["ok", "http 502", "timeout"],
+                "response_id": ["chatcmpl-1", None, "chatcmpl-3"],
             }
         ),
         "CHOSE": pa.table(
