@@ -45,10 +45,23 @@ class RouterInference:
         #: 1 while training; chosen on validation afterwards (``gnn.fitting``).
         self.residual_scale = 1.0
         self._states: torch.Tensor | None = None
+        self._h_l: torch.Tensor | None = None
 
     def invalidate(self) -> None:
-        """Forget the cached users' states (decisions, outcomes or weights changed)."""
+        """Forget the cached users' and LLMs' states (decisions, outcomes, LLMs or weights
+        changed)."""
         self._states = None
+        self._h_l = None
+
+    def _eval(self) -> None:
+        if self.model.training:  # eval() walks every module: not on each lookup
+            self.model.eval()
+
+    def _llm_states(self) -> torch.Tensor:
+        """The LLMs' encodings (eval mode), kept until :meth:`invalidate`."""
+        if self._h_l is None:
+            self._h_l = self.model.encode_llms(self.features.l_x)
+        return self._h_l
 
     def outcomes(
         self, h_q: torch.Tensor, h_l: torch.Tensor, neigh: torch.Tensor, prior: torch.Tensor
@@ -135,7 +148,7 @@ class RouterInference:
     def predict(self, query_emb: np.ndarray, tasks: list[str], users: np.ndarray) -> Prediction:
         """Expected utility, performance and cost of every LLM for new queries (see
         :meth:`gnn.train.GNNRouter.predict`)."""
-        self.model.eval()
+        self._eval()
         f = self.features
         dev = f.device
         position = {t: i for i, t in enumerate(f.task_ids)}
@@ -145,7 +158,7 @@ class RouterInference:
         task = torch.tensor([position[t] for t in tasks], dtype=torch.long, device=dev)
         x = torch.tensor(np.asarray(query_emb), dtype=torch.float32, device=dev)
         h_q = self.model.encode_queries(x, task)
-        h_l = self.model.encode_llms(f.l_x)
+        h_l = self._llm_states()
         prior = torch.from_numpy(f.task_prior[task.cpu().numpy()]).to(dev)
         perf, cost = self.outcomes(h_q, h_l, f.neighbours(np.asarray(query_emb)), prior)
         states = self.cached_states(h_l)
