@@ -162,3 +162,25 @@ def test_exact_ties_go_to_the_lower_row():
     np.testing.assert_allclose(found.similarities, [[1, 1], [1, 1]])
     wide = nearest(np.array([[2.0, 0.0]]), base, 4, mode="exact")
     np.testing.assert_array_equal(wide.indices, [[1, 3, 4, 0]])
+
+
+def test_cli_flag_sets_the_mode(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from prouter.cli import cli
+
+    store = f"ladybug:{tmp_path / 'g.lbug'}"
+    monkeypatch.setenv("PROUTER_NEIGHBOURS_APPROX_FROM", "777")
+    with using():  # the CLI configures the process: restore it afterwards
+        result = CliRunner().invoke(
+            cli, ["--store", store, "--neighbours", "approx", "cypher", "list"]
+        )
+        assert result.exit_code == 0, result.output
+        assert (neighbours.current_config().mode, neighbours.current_config().approx_from) == (
+            "approx",
+            777,
+        )
+    result = CliRunner().invoke(cli, ["--neighbours", "fast", "cypher"])
+    assert (
+        result.exit_code == 2 and "'fast' is not one of 'auto', 'exact', 'approx'" in result.output
+    )
