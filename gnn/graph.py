@@ -4,7 +4,8 @@ Node types: ``user``, ``query``, ``llm``, ``task``. Edge types (constants below)
 
 * ``SIMILAR``: query -> query, each query's k nearest *training* queries by
   embedding (a query is never its own neighbour), weighted by cosine similarity;
-  this is how a query with unknown outcomes hears about similar ones. The
+  this is how a query with unknown outcomes hears about similar ones (found by
+  :func:`gnn.neighbours.nearest`: exact, or approximate on large graphs). The
   query's ``neighbour_outcomes`` (Q, L, 3) are those messages per LLM: for each
   LLM, the similarity-weighted mean [performance, normalised cost] of its
   training outcomes on the k most similar training queries *it answered*, and
