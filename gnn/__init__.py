@@ -2,8 +2,9 @@
 
 Modules: ``data`` (graph store -> arrays, splits), ``graph`` (arrays -> PyG
 ``HeteroData``), ``neighbours`` (the one k-nearest-neighbour search), ``model``
-(the network), ``train`` (fitting, the GNN routers), ``routers`` (the interface and the baselines), ``evaluate`` / ``experiment``
-(metrics, multi-seed comparisons), ``fewshot`` (new users and LLMs), ``export``
+(the network), ``train`` (fitting, the GNN routers), ``routers`` (the
+interface and the baselines), ``evaluate`` / ``experiment`` (metrics,
+multi-seed comparisons), ``fewshot`` (new users and LLMs), ``export``
 (training subgraphs), ``checkpoint`` (versions, safe checkpoint files),
 ``pipeline`` (the one train -> checkpoint -> RouterModel -> write-back
 sequence), ``writeback`` (predictions and evaluations into the graph),
