@@ -50,6 +50,7 @@ __all__ = [
     "NeighbourIndex",
     "NeighbourSearchError",
     "Neighbours",
+    "choose_method",
     "configure",
     "current_config",
     "nearest",
@@ -167,6 +168,22 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
+def choose_method(
+    n_base: int, n_queries: int | None = None, *, config: NeighbourConfig | None = None
+) -> str:
+    """``"exact"`` or ``"approx"`` for a search of ``n_base`` rows (by ``n_queries`` rows
+    for a one-off search; None: a standing index) under ``config`` (None: in force)."""
+    cfg = config or current_config()
+    if n_base == 0 or cfg.mode == "exact":
+        return "exact"
+    if cfg.mode == "approx":
+        return "approx"
+    big = n_base >= cfg.approx_from
+    if n_queries is not None:
+        big = big and n_queries * n_base >= cfg.approx_from**2
+    return "approx" if big else "exact"
+
+
 class NeighbourIndex:
     """A base matrix ready to answer k-nearest-neighbour searches (cosine similarity).
 
@@ -189,14 +206,7 @@ class NeighbourIndex:
         base = _check_matrix("the base", base)
         self.config = cfg
         self.base = np.asarray(base, dtype=np.float32) if normalised else unit_rows(base)
-        n = len(self.base)
-        self.method = (
-            "approx"
-            if cfg.mode == "approx" or (cfg.mode == "auto" and n >= cfg.approx_from)
-            else "exact"
-        )
-        if n == 0:
-            self.method = "exact"
+        self.method = choose_method(len(self.base), config=cfg)
         self._hnsw = _hnsw_index(self.base, cfg) if self.method == "approx" else None
 
     def __len__(self) -> int:
@@ -263,7 +273,7 @@ def nearest(
     if mode is not None:
         cfg = replace(cfg, mode=mode)  # type: ignore[arg-type]
     queries, base = _check_matrix("the queries", queries), _check_matrix("the base", base)
-    if cfg.mode == "auto" and len(queries) * len(base) < cfg.approx_from**2:
+    if choose_method(len(base), len(queries), config=cfg) == "exact":
         cfg = replace(cfg, mode="exact")
     index = NeighbourIndex(base, config=cfg, normalised=normalised)
     return index.search(queries, k, exclude=exclude, batch=batch, normalised=normalised)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,23 @@ def test_auto_switches_at_the_threshold():
         assert NeighbourIndex(base).method == "exact"
     with using(mode="approx"):
         assert NeighbourIndex(base[:5]).method == "approx"
+
+
+def test_auto_thresholds_as_documented():
+    """auto: approximate from 50,000 base rows, for a one-off search when queries x base
+    reach 50,000 squared (README, prcore.settings)."""
+    cfg = neighbours.NeighbourConfig()  # the defaults
+    assert cfg.mode == "auto" and cfg.approx_from == 50_000
+    choose = neighbours.choose_method
+    assert choose(49_999, config=cfg) == "exact"
+    assert choose(50_000, config=cfg) == "approx"
+    assert choose(50_000, 50_000, config=cfg) == "approx"
+    assert choose(50_000, 49_999, config=cfg) == "exact"
+    assert choose(1_000_000, 2_500, config=cfg) == "approx"  # 2.5e9 pairs
+    assert choose(1_000_000, 2_499, config=cfg) == "exact"
+    assert choose(0, 10**9, config=replace(cfg, mode="approx")) == "exact"  # nothing to index
+    assert choose(10, 1, config=replace(cfg, mode="approx")) == "approx"
+    assert choose(10**9, 10**9, config=replace(cfg, mode="exact")) == "exact"
 
 
 def test_default_threshold_comes_from_the_settings(monkeypatch):
