@@ -119,9 +119,10 @@ def knn_train_neighbours(
     pos = np.full(len(emb), -1)
     pos[train_idx] = np.arange(len(train_idx))  # never your own neighbour
     found = nearest(unit, unit[train_idx], k, exclude=pos, batch=batch, normalised=True)
-    src = train_idx[found.indices].ravel()
-    dst = np.repeat(np.arange(len(emb)), k)
-    return src, dst, found.similarities.ravel().astype(np.float32)
+    ok = found.indices >= 0  # all of them, unless an approximate search came up short
+    src = train_idx[found.indices[ok]]
+    dst = np.repeat(np.arange(len(emb)), k).reshape(-1, k)[ok]
+    return src, dst, found.similarities[ok].astype(np.float32)
 
 
 def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
