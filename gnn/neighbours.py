@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +106,7 @@ class Neighbours:
 
 _config: NeighbourConfig | None = None
 _cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_cache_lock = threading.Lock()  # serving threads may build / look up indices at once
 
 
 def settings_config() -> NeighbourConfig:
@@ -336,9 +338,10 @@ def _hnsw_index(base: np.ndarray, cfg: NeighbourConfig) -> Any:
     """The HNSW index of ``base`` (unit rows); reused while the same base is searched."""
     digest = hashlib.blake2b(np.ascontiguousarray(base).view(np.uint8), digest_size=16)
     key = (base.shape, digest.hexdigest(), cfg.connectivity, cfg.expansion_add)
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
     try:
         from usearch.index import Index
     except ImportError as exc:  # pragma: no cover - usearch is a pinned dependency
@@ -362,9 +365,10 @@ def _hnsw_index(base: np.ndarray, cfg: NeighbourConfig) -> Any:
     )
     # One thread, rows in base order: the same graph on every run (reproducible).
     index.add(np.arange(len(base), dtype=np.uint64), base, threads=1, log=len(base) >= 100_000)
-    _cache[key] = index
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[key] = index
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return index
 
 
