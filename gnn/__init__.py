@@ -1,9 +1,10 @@
 """The personalized heterogeneous GNN router: graph building, model, training, evaluation.
 
 Modules: ``data`` (graph store -> arrays, splits), ``graph`` (arrays -> PyG
-``HeteroData``), ``model`` (the network), ``train`` (fitting, the GNN routers),
-``routers`` (the interface and the baselines), ``evaluate`` / ``experiment``
-(metrics, multi-seed comparisons), ``fewshot`` (new users and LLMs), ``export``
+``HeteroData``), ``neighbours`` (the one k-nearest-neighbour search), ``model``
+(the network), ``train`` (fitting, the GNN routers), ``routers`` (the
+interface and the baselines), ``evaluate`` / ``experiment`` (metrics,
+multi-seed comparisons), ``fewshot`` (new users and LLMs), ``export``
 (training subgraphs), ``checkpoint`` (versions, safe checkpoint files),
 ``pipeline`` (the one train -> checkpoint -> RouterModel -> write-back
 sequence), ``writeback`` (predictions and evaluations into the graph),

@@ -4,7 +4,8 @@ Node types: ``user``, ``query``, ``llm``, ``task``. Edge types (constants below)
 
 * ``SIMILAR``: query -> query, each query's k nearest *training* queries by
   embedding (a query is never its own neighbour), weighted by cosine similarity;
-  this is how a query with unknown outcomes hears about similar ones. The
+  this is how a query with unknown outcomes hears about similar ones (found by
+  :func:`gnn.neighbours.nearest`: exact, or approximate on large graphs). The
   query's ``neighbour_outcomes`` (Q, L, 3) are those messages per LLM: for each
   LLM, the similarity-weighted mean [performance, normalised cost] of its
   training outcomes on the k most similar training queries *it answered*, and
@@ -30,6 +31,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from gnn.data import RoutingData, Split
+from gnn.neighbours import nearest, unit_rows
 
 __all__ = [
     "ANSWERED_BY",
@@ -46,11 +48,6 @@ SIMILAR = ("query", "similar", "query")
 ANSWERED_BY = ("query", "answered_by", "llm")
 CHOSE = ("user", "chose", "llm")
 OF_TASK = ("query", "of_task", "task")
-
-
-def _unit(emb: np.ndarray) -> np.ndarray:
-    emb = np.asarray(emb, dtype=np.float32)
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
 def reference_outcomes(
@@ -83,7 +80,7 @@ def neighbour_outcomes(
     out = np.zeros((n, n_llms, 3), dtype=np.float32)
     if n == 0 or len(ref_emb) == 0:
         return out
-    q_unit, r_unit = _unit(query_emb), _unit(ref_emb)
+    q_unit, r_unit = unit_rows(query_emb), unit_rows(ref_emb)
     answered = ~np.isnan(ref_perf)
     # LLMs that answered the same reference queries share one neighbour search.
     patterns, group = np.unique(answered.T, axis=0, return_inverse=True)
@@ -93,24 +90,20 @@ def neighbour_outcomes(
         if len(refs) == 0:
             continue
         cols = np.flatnonzero(group.ravel() == g)
-        kk = min(k, len(refs))
-        for start in range(0, n, batch):
-            rows = slice(start, min(start + batch, n))
-            sim = q_unit[rows] @ r_unit[refs].T
-            if same is not None:
-                sim[same[rows][:, None] == refs[None, :]] = -np.inf
-            top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-            s = np.take_along_axis(sim, top, axis=1)
-            valid = np.isfinite(s)
-            w = np.where(valid, np.maximum(s, 0.0) + 1e-6, 0.0)
-            w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-            nb = refs[top]
-            p = np.einsum("bk,bkc->bc", w, perf[nb][:, :, cols])
-            c = np.einsum("bk,bkc->bc", w, cost[nb][:, :, cols])
-            mean_sim = np.where(valid, s, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
-            out[rows, cols, 0] = p
-            out[rows, cols, 1] = c
-            out[rows, cols, 2] = mean_sim[:, None]
+        exclude = None
+        if same is not None:  # query i's own reference row, as a position in refs (or -1)
+            pos = np.minimum(np.searchsorted(refs, same), len(refs) - 1)
+            exclude = np.where(refs[pos] == same, pos, -1)
+        found = nearest(q_unit, r_unit[refs], k, exclude=exclude, batch=batch, normalised=True)
+        s = found.similarities
+        valid = np.isfinite(s)
+        w = np.where(valid, np.maximum(s, 0.0) + 1e-6, 0.0)
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        nb = refs[np.maximum(found.indices, 0)]
+        out[:, cols, 0] = np.einsum("bk,bkc->bc", w, perf[nb][:, :, cols])
+        out[:, cols, 1] = np.einsum("bk,bkc->bc", w, cost[nb][:, :, cols])
+        mean_sim = np.where(valid, s, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
+        out[:, cols, 2] = mean_sim[:, None]
     return out
 
 
@@ -118,19 +111,18 @@ def knn_train_neighbours(
     emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, weight): for every query, its k most similar training queries (not itself)."""
-    unit = _unit(emb)
     train_idx = np.flatnonzero(train)
     k = min(k, len(train_idx) - 1)
-    src, dst, weight = [], [], []
-    for start in range(0, len(emb), batch):
-        rows = np.arange(start, min(start + batch, len(emb)))
-        sim = unit[rows] @ unit[train_idx].T
-        sim[rows[:, None] == train_idx[None, :]] = -np.inf  # never your own neighbour
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        src.append(train_idx[top].ravel())
-        dst.append(np.repeat(rows, k))
-        weight.append(np.take_along_axis(sim, top, axis=1).ravel())
-    return np.concatenate(src), np.concatenate(dst), np.concatenate(weight).astype(np.float32)
+    if k < 1 or len(emb) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    unit = unit_rows(emb)
+    pos = np.full(len(emb), -1)
+    pos[train_idx] = np.arange(len(train_idx))  # never your own neighbour
+    found = nearest(unit, unit[train_idx], k, exclude=pos, batch=batch, normalised=True)
+    ok = found.indices >= 0  # all of them, unless an approximate search came up short
+    src = train_idx[found.indices[ok]]
+    dst = np.repeat(np.arange(len(emb)), k).reshape(-1, k)[ok]
+    return src, dst, found.similarities[ok].astype(np.float32)
 
 
 def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:

@@ -36,6 +36,7 @@ from gnn.checkpoint import load_checkpoint
 from gnn.compat import ModelMismatchError, check_finite_weights, check_graph
 from gnn.cost_estimate import ESTIMATED, KNOWN, UNKNOWN, estimate_costs, price_costs
 from gnn.data import load_routing_data
+from gnn.neighbours import NeighbourIndex, nearest, unit_rows
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
 from prcore.utility import normalise_cost, task_cost_range, utility
@@ -156,11 +157,6 @@ def resolve_version(store: GraphStore) -> str:
     return str(table.column("version")[0].as_py())
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norm > 0, norm, 1.0)).astype(np.float32)
-
-
 class RoutingService:
     """A trained router with its graph context and an embedder, ready to route.
 
@@ -231,7 +227,10 @@ class RoutingService:
             zip(texts.column("id").to_pylist(), texts.column("text").to_pylist(), strict=True)
         )
         self.query_text = [by_id.get(q) for q in data.query_ids]
-        self._unit = _unit_rows(data.query_emb)
+        self._unit = unit_rows(data.query_emb)
+        # Task inference searches every known query (approximately on large graphs).
+        self._index = NeighbourIndex(self._unit, normalised=True)
+        self._pools: dict[int, tuple[np.ndarray, NeighbourIndex, bool]] = {}
         self._user_row = {u: i for i, u in enumerate(data.user_ids)}
         self._choice = {
             (int(u), int(q)): int(m)
@@ -297,10 +296,15 @@ class RoutingService:
         for i, req in enumerate(requests):
             self._check(req, i if len(requests) > 1 else None)
         emb = self._embed([r.query for r in requests])
-        sims = _unit_rows(emb) @ self._unit.T  # (B, Q) cosine similarity
+        unit = unit_rows(emb)
+        found = self._index.search(unit, self.infer_k, normalised=True)
         tasks, notes = [], []
-        for req, row in zip(requests, sims, strict=True):
-            task, note = (req.task, None) if req.task else self._infer_task(row)
+        for i, req in enumerate(requests):
+            task, note = (
+                (req.task, None)
+                if req.task
+                else self._infer_task(found.indices[i], found.similarities[i])
+            )
             tasks.append(task)
             notes.append(note)
         rows = np.array(
@@ -317,7 +321,7 @@ class RoutingService:
                     "retrain with `prouter train`"
                 )
         return [
-            self._result(req, tasks[i], notes[i], rows[i], sims[i], pred, i)
+            self._result(req, tasks[i], notes[i], rows[i], unit[i], pred, i)
             for i, req in enumerate(requests)
         ]
 
@@ -351,15 +355,15 @@ class RoutingService:
         row = self._user_row.get(user)
         return row is not None and row in self._decided_users
 
-    def _infer_task(self, sims: np.ndarray) -> tuple[str, str]:
-        k = min(self.infer_k, len(sims))
-        nearest = np.argsort(-sims, kind="stable")[:k]
+    def _infer_task(self, near: np.ndarray, sims: np.ndarray) -> tuple[str, str]:
+        """The task of most of the nearest known queries ``near`` (similarities ``sims``)."""
+        k = len(near)
         votes: Counter[str] = Counter()
         weight: dict[str, float] = {}
-        for q in nearest:
+        for q, sim in zip(near, sims, strict=True):
             t = self.data.task_ids[int(self.data.query_task[q])]
             votes[t] += 1
-            weight[t] = weight.get(t, 0.0) + max(float(sims[q]), 0.0)
+            weight[t] = weight.get(t, 0.0) + max(float(sim), 0.0)
         task = max(votes, key=lambda t: (votes[t], weight[t]))
         note = (
             f"task {task!r} inferred from the {k} most similar known queries "
@@ -414,7 +418,7 @@ class RoutingService:
         task: str,
         note: str | None,
         row: int,
-        sims: np.ndarray,
+        unit: np.ndarray,
         pred: Any,
         i: int,
     ) -> RouteResult:
@@ -432,9 +436,9 @@ class RoutingService:
             for r, m in enumerate(order)
         ]
         if row >= 0:
-            explanation = self._explain_known(req.user, int(row), sims, note)
+            explanation = self._explain_known(req.user, int(row), unit, note)
         else:
-            explanation = self._explain_new(req.user, task, sims, note)
+            explanation = self._explain_new(req.user, task, unit, note)
         return RouteResult(
             user=req.user,
             query=req.query,
@@ -461,11 +465,14 @@ class RoutingService:
         )
 
     def _explain_known(
-        self, user: str, row: int, sims: np.ndarray, note: str | None
+        self, user: str, row: int, unit: np.ndarray, note: str | None
     ) -> Explanation:
         queries = self._user_queries.get(row, np.zeros(0, dtype=np.int64))
-        nearest = queries[np.argsort(-sims[queries], kind="stable")[: self.similar]]
-        past = [self._past_query(row, int(q), sims[q]) for q in nearest]
+        near = nearest(unit[None], self._unit[queries], self.similar, normalised=True)
+        past = [
+            self._past_query(row, int(queries[j]), sim)
+            for j, sim in zip(near.indices[0], near.similarities[0], strict=True)
+        ]
         n_dec = int((self.data.dec_user == row).sum())
         n_pref = int((self.data.pref_user == row).sum())
         weight = float(self._weights[row])
@@ -483,13 +490,24 @@ class RoutingService:
             task_note=note,
         )
 
-    def _explain_new(self, user: str, task: str, sims: np.ndarray, note: str | None) -> Explanation:
+    def _prior_pool(self, task: str) -> tuple[np.ndarray, NeighbourIndex, bool]:
+        """The queries with decisions of ``task`` (all of them when it has none), indexed;
+        and whether they are of that task."""
+        t = self.data.task_ids.index(task)
+        if t not in self._pools:
+            pool = np.flatnonzero(self._has_decisions)
+            same_task = pool[self.data.query_task[pool] == t]
+            chosen = same_task if len(same_task) else pool
+            index = NeighbourIndex(self._unit[chosen], normalised=True)
+            self._pools[t] = (chosen, index, len(same_task) > 0)
+        return self._pools[t]
+
+    def _explain_new(self, user: str, task: str, unit: np.ndarray, note: str | None) -> Explanation:
         data = self.data
-        pool = np.flatnonzero(self._has_decisions)
-        same_task = pool[data.query_task[pool] == data.task_ids.index(task)]
-        if len(same_task):
-            pool = same_task
-        nearest = pool[np.argsort(-sims[pool], kind="stable")[: self.prior_k]]
+        with self._lock:  # the pools are built once, on first use
+            pool, index, of_task = self._prior_pool(task)
+        found = index.search(unit[None], self.prior_k, normalised=True).indices[0]
+        nearest = pool[found]
         counts: Counter[int] = Counter()
         users: dict[int, set[str]] = {}
         for q in nearest:
@@ -511,7 +529,7 @@ class RoutingService:
             f"{user} is a new user ({why}): routed with the population prior (weight on "
             f"quality vs cost {self._prior_weight:.2f}), which reflects known users' choices "
             f"({total} decisions) on the {len(nearest)} most similar known queries"
-            + (f" of task {task!r}." if len(same_task) else ".")
+            + (f" of task {task!r}." if of_task else ".")
         )
         return Explanation(
             known_user=False,

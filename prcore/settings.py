@@ -14,12 +14,19 @@ field                      environment variable       default
 ``model_dir``              ``PROUTER_MODEL_DIR``      ``prouter-data/models``
 ``embedding_model``        ``PROUTER_EMBEDDING_MODEL``  ``all-MiniLM-L6-v2`` (bundled)
 ``device``                 ``PROUTER_DEVICE``         ``auto``
+``neighbours``             ``PROUTER_NEIGHBOURS``     ``auto`` (``exact``, ``approx``)
+``neighbours_approx_from`` ``PROUTER_NEIGHBOURS_APPROX_FROM``  ``50000`` base rows
 =========================  =========================  ==============================
+
+``neighbours`` is how query-query nearest neighbours are searched
+(:mod:`gnn.neighbours`): ``auto`` searches exactly below
+``neighbours_approx_from`` base rows and approximately (HNSW) from there on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +36,7 @@ from prcore.errors import ConfigError
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL_DIR",
+    "DEFAULT_NEIGHBOURS_APPROX_FROM",
     "DEFAULT_STORE",
     "Settings",
     "resolve_store_url",
@@ -37,6 +45,8 @@ __all__ = [
 DEFAULT_STORE = "ladybug:prouter-data/graph.lbug"
 DEFAULT_MODEL_DIR = Path("prouter-data/models")
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: Base rows from which ``neighbours=auto`` searches approximately.
+DEFAULT_NEIGHBOURS_APPROX_FROM = 50_000
 
 
 def _env(name: str) -> AliasChoices:
@@ -44,7 +54,8 @@ def _env(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    """Where the graph and the models live, which embedding model and device to use."""
+    """Where the graph and the models live, which embedding model, device and neighbour
+    search to use."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
@@ -58,6 +69,14 @@ class Settings(BaseSettings):
         DEFAULT_EMBEDDING_MODEL, validation_alias=_env("PROUTER_EMBEDDING_MODEL")
     )
     device: str = Field("auto", validation_alias=_env("PROUTER_DEVICE"))
+    neighbours: Literal["auto", "exact", "approx"] = Field(
+        "auto", validation_alias=_env("PROUTER_NEIGHBOURS")
+    )
+    neighbours_approx_from: int = Field(
+        DEFAULT_NEIGHBOURS_APPROX_FROM,
+        ge=2,
+        validation_alias=_env("PROUTER_NEIGHBOURS_APPROX_FROM"),
+    )
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from prcore.settings import DEFAULT_STORE
+from prcore.settings import DEFAULT_NEIGHBOURS_APPROX_FROM, DEFAULT_STORE
 from prouter.commands import (
     cypher,
     data,
@@ -46,6 +46,13 @@ __all__ = ["cli", "main"]
     "--neo4j-database",
     help="Neo4j database name (server default if unset). Env: NEO4J_DATABASE.",
 )
+@click.option(
+    "--neighbours",
+    type=click.Choice(["auto", "exact", "approx"]),
+    help="Query-query nearest-neighbour search: exact, approximate (HNSW), or auto "
+    f"(approximate from {DEFAULT_NEIGHBOURS_APPROX_FROM:,} base rows; default). "
+    "Env: PROUTER_NEIGHBOURS, PROUTER_NEIGHBOURS_APPROX_FROM.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -53,6 +60,7 @@ def cli(
     neo4j_user: str | None,
     neo4j_password: str | None,
     neo4j_database: str | None,
+    neighbours: str | None,
 ) -> None:
     """PersonalizedRouter: route each user's queries to the LLM they would want.
 
@@ -69,7 +77,11 @@ def cli(
         neo4j_username=neo4j_user,
         neo4j_password=neo4j_password,
         neo4j_database=neo4j_database,
+        neighbours=neighbours,
     )
+    from gnn import neighbours as search
+
+    search.configure(ctx.obj.neighbours, ctx.obj.neighbours_approx_from)
 
 
 cli.add_command(data.demo)

@@ -12,30 +12,25 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
+from gnn.neighbours import nearest, unit_rows
 from gnn.routers.base import Router, training_decisions
 
 __all__ = ["KNNImitateRouter"]
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)
-
-
 def _top_k_votes(
-    sim: np.ndarray, k: int, votes_of: np.ndarray, n_llms: int, min_weight: float
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    votes_of: np.ndarray,
+    min_weight: float,
+    batch: int,
 ) -> np.ndarray:
-    """(B, L) sums of the top-k similarities (weights) times each neighbour's (n, L) votes."""
-    k = min(k, sim.shape[1])
-    if k == 0:
-        return np.zeros((len(sim), n_llms))
-    if k < sim.shape[1]:
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    else:
-        top = np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
-    weight = np.maximum(np.take_along_axis(sim, top, axis=1), 0.0) + min_weight
-    return np.einsum("bk,bkl->bl", weight, votes_of[top])
+    """(B, L) sums over each query's k nearest base rows (unit rows) of their similarity
+    (the weight) times the row's (n, L) votes."""
+    found = nearest(queries, base, k, batch=batch, normalised=True)
+    weight = np.maximum(found.similarities, 0.0) + min_weight
+    return np.einsum("bk,bkl->bl", weight, votes_of[found.indices])
 
 
 class KNNImitateRouter(Router):
@@ -57,13 +52,13 @@ class KNNImitateRouter(Router):
         self.num_llms_ = data.num_llms
         self.dec_user_ = data.dec_user[idx].copy()
         self.dec_llm_ = data.dec_llm[idx].copy()
-        self.dec_emb_ = _normalise(data.query_emb[data.dec_query[idx]])
+        self.dec_emb_ = unit_rows(data.query_emb[data.dec_query[idx]])
         # Everyone's decisions per training query, as a distribution over LLMs.
         queries, inverse = np.unique(data.dec_query[idx], return_inverse=True)
         counts = np.zeros((len(queries), data.num_llms))
         np.add.at(counts, (inverse, self.dec_llm_), 1.0)
         self.query_votes_ = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-        self.query_emb_ = _normalise(data.query_emb[queries])
+        self.query_emb_ = unit_rows(data.query_emb[queries])
         order = np.argsort(self.dec_user_, kind="stable")
         self.user_order_ = order
         self.user_start_ = np.searchsorted(self.dec_user_[order], np.arange(len(data.user_ids) + 1))
@@ -75,7 +70,7 @@ class KNNImitateRouter(Router):
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
-        emb = _normalise(data.query_emb[np.asarray(queries, dtype=np.int64)])
+        emb = unit_rows(data.query_emb[np.asarray(queries, dtype=np.int64)])
         out = np.zeros((len(users), self.num_llms_))
         one_hot = np.eye(self.num_llms_)
         fallback: list[np.ndarray] = []
@@ -88,16 +83,17 @@ class KNNImitateRouter(Router):
                 fallback.append(pairs)
                 continue
             votes = one_hot[self.dec_llm_[rows]]
-            for start in range(0, len(pairs), self.batch_size):
-                batch = pairs[start : start + self.batch_size]
-                sim = emb[batch] @ self.dec_emb_[rows].T
-                out[batch] = _top_k_votes(sim, self.k, votes, self.num_llms_, self._MIN_WEIGHT)
+            out[pairs] = _top_k_votes(
+                emb[pairs], self.dec_emb_[rows], self.k, votes, self._MIN_WEIGHT, self.batch_size
+            )
         if fallback:
             pairs = np.concatenate(fallback)
-            for start in range(0, len(pairs), self.batch_size):
-                batch = pairs[start : start + self.batch_size]
-                sim = emb[batch] @ self.query_emb_.T
-                out[batch] = _top_k_votes(
-                    sim, self.k, self.query_votes_, self.num_llms_, self._MIN_WEIGHT
-                )
+            out[pairs] = _top_k_votes(
+                emb[pairs],
+                self.query_emb_,
+                self.k,
+                self.query_votes_,
+                self._MIN_WEIGHT,
+                self.batch_size,
+            )
         return out

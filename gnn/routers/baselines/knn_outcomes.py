@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.routers.baselines.knn import _normalise
+from gnn.neighbours import nearest, unit_rows
 from gnn.routers.baselines.outcomes import OutcomeRouter, nan_mean
 
 __all__ = ["KNNOutcomesRouter"]
@@ -37,7 +37,7 @@ class KNNOutcomesRouter(OutcomeRouter):
 
     def _fit_outcomes(self, data: RoutingData, split: Split, cost_norm: np.ndarray) -> None:
         train = np.flatnonzero(split.train)
-        self.emb_ = _normalise(data.query_emb[train])
+        self.emb_ = unit_rows(data.query_emb[train])
         self.perf_ = data.performance[train]
         self.cost_ = cost_norm[train]
         self.k_ = self.ks[0]
@@ -52,17 +52,15 @@ class KNNOutcomesRouter(OutcomeRouter):
 
     def predict(self, data: RoutingData, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.int64)
-        emb = _normalise(data.query_emb[queries])
-        k = min(self.k_, len(self.emb_))
+        emb = unit_rows(data.query_emb[queries])
+        # Top k by similarity; exact ties go to the earlier training query.
+        top = nearest(emb, self.emb_, self.k_, batch=self.batch_size, normalised=True).indices
         perf = np.full((len(queries), data.num_llms), np.nan)
         cost = perf.copy()
         for start in range(0, len(queries), self.batch_size):
             rows = slice(start, start + self.batch_size)
-            sim = emb[rows] @ self.emb_.T
-            # Top k by similarity; exact ties go to the earlier training query (stable).
-            top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-            perf[rows] = nan_mean(self.perf_[top], axis=1)
-            cost[rows] = nan_mean(self.cost_[top], axis=1)
+            perf[rows] = nan_mean(self.perf_[top[rows]], axis=1)
+            cost[rows] = nan_mean(self.cost_[top[rows]], axis=1)
         fallback_perf, fallback_cost = self.task_means_.predict(data, queries)
         return (
             np.where(np.isnan(perf), fallback_perf, perf),
