@@ -58,6 +58,14 @@ class TrainConfig:
     new_llm_rate: float = 0.5
     new_llm_max_shots: int = 20
     device: str = "auto"
+    # Local processes training together with DistributedDataParallel (gnn.distributed):
+    # 1 trains in this process.
+    processes: int = 1
+    # Training targets per step: -1 automatic (full batch on small graphs, mini-batches
+    # above gnn.minibatch.FULL_BATCH_LIMIT), 0 full batch, N mini-batches of N targets.
+    batch_size: int = -1
+    # Mini-batches: at most this many decisions (sampled) form a user's state per step.
+    state_sample: int = 64
 
 
 class GNNRouter(Router):
