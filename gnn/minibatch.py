@@ -47,6 +47,7 @@ __all__ = [
     "batch_plan",
     "fit_minibatch",
     "graph_size",
+    "inference_chunk",
     "validate_chunked",
 ]
 
@@ -234,35 +235,10 @@ def _step_loss(
     return loss + cfg.aux_weight * aux
 
 
-@torch.no_grad()
-def _encode_chunked(inference: RouterInference) -> tuple[torch.Tensor, ...]:
-    """:meth:`RouterInference.encode` in chunks of queries (no gradients)."""
-    f, model = inference.features, inference.model
-    h_l = model.encode_llms(f.l_x)
-    parts = []
-    for start in range(0, f.q_x.shape[0], _CHUNK):
-        s = slice(start, start + _CHUNK)
-        h_q = model.encode_queries(f.q_x[s], f.q_task[s])
-        parts.append((h_q, *inference.outcomes(h_q, h_l, f.neigh[s], f.prior[s])))
-    h_q, perf, cost = (torch.cat(p) for p in zip(*parts, strict=True))
-    return h_q, h_l, perf, cost
-
-
-@torch.no_grad()
-def _user_states_chunked(inference: RouterInference, h_q, h_l, perf, cost) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    """:meth:`RouterInference.user_states` summed over chunks of decisions."""
-    f, model = inference.features, inference.model
-    du, dq, dl, dr = f.dec
-    seen_p, seen_c = f.filled(perf, cost)
-    total = torch.zeros(f.num_users, model.hidden, device=f.device)
-    count = torch.zeros(f.num_users, 1, device=f.device)
-    for start in range(0, len(du), _CHUNK):
-        s = slice(start, start + _CHUNK)
-        msgs = model.decision_messages(h_q, h_l, seen_p, seen_c, f.cand[s], dq[s], dl[s], dr[s])
-        t, c = model.user_states(msgs, du[s], f.num_users)
-        total += t
-        count += c
-    return total / (count + inference.prior_decisions).clamp(min=1)
+def inference_chunk(inference: RouterInference) -> int | None:
+    """The :attr:`RouterInference.chunk` for this graph: chunks above
+    :data:`FULL_BATCH_LIMIT`, none below (small graphs score all at once, as before)."""
+    return _CHUNK if graph_size(inference) > FULL_BATCH_LIMIT else None
 
 
 @torch.no_grad()
@@ -277,7 +253,12 @@ def validate_chunked(
     model, f = inference.model, inference.features
     v_u, v_q, v_l, v_r, v_c = val
     model.eval()
-    h_q, h_l, perf, cost = _encode_chunked(inference)
+    saved, inference.chunk = inference.chunk, inference.chunk or _CHUNK
+    try:
+        h_q, h_l, perf, cost = inference.encode()
+        h_u = inference.user_states(h_q, h_l) if len(v_u) else None
+    finally:
+        inference.chunk = saved
     p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
     outcome = 0.0
     if len(p_q):
@@ -285,9 +266,8 @@ def validate_chunked(
             F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
             + F.mse_loss(cost[c_q, c_l], o_cost)
         )
-    if len(v_u) == 0:
+    if h_u is None:
         return 0.0, outcome, outcome
-    h_u = _user_states_chunked(inference, h_q, h_l, perf, cost)
     weight = f.logged_weights()
     seen_p, seen_c = f.filled(perf, cost)
     correct = nll = sq = 0.0
@@ -323,6 +303,7 @@ def fit_minibatch(
     doc), keeping the weights of the epoch with the lowest validation loss; stop after
     ``cfg.patience`` epochs without improvement."""
     model, f = inference.model, inference.features
+    inference.chunk = inference.chunk or _CHUNK  # scoring after training, too
     targets = f.outcome_targets(f.ref_perf, f.ref_cost, f.inferred)
     v_out = f.val_outcomes(data, split)
     perf_weight = 0.0 if f.incomplete else 1.0

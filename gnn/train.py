@@ -6,6 +6,8 @@
   (``RouterFeatures``: inputs, reference outcomes, prior, neighbours' messages,
   the decisions that describe users; onboarding changes it in place);
 - :mod:`gnn.fitting` -- the losses, validation and early stopping;
+  on large graphs in mini-batches (:mod:`gnn.minibatch`), or across processes
+  (:mod:`gnn.distributed`, DistributedDataParallel);
 - :mod:`gnn.inference` -- users' states, expected utilities, predictions;
 - :mod:`gnn.router_state` -- what a checkpoint holds and how a router is rebuilt
   from it (files: :mod:`gnn.checkpoint`).
@@ -30,6 +32,7 @@ from gnn.data import RoutingData, Split
 from gnn.features import RouterFeatures, resolve_device
 from gnn.fitting import fit_network, select_residual_scale
 from gnn.inference import Prediction, RouterInference
+from gnn.minibatch import inference_chunk
 from gnn.model import PersonalizedRouterGNN
 from gnn.router_state import restore_router, router_state
 from gnn.routers.base import Router
@@ -103,6 +106,7 @@ class GNNRouter(Router):
             personalized=self.personalized,
         ).to(self.features.device)
         self.inference = RouterInference(self.model, self.features, cfg.prior_decisions)
+        self.inference.chunk = inference_chunk(self.inference)  # large graphs only
 
     @property
     def task_ids(self) -> list[str]:

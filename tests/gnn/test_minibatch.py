@@ -73,6 +73,16 @@ def test_chunked_validation_matches_full_validation(routing_data, routing_split,
     monkeypatch.setattr(minibatch, "_CHUNK", 97)  # many chunks, a ragged last one
     got = validate_chunked(router.inference, 1.0, val, v_out)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert router.inference.chunk is None  # restored: small graphs score all at once
+    # Scoring in chunks (large graphs) gives the scores and users' weights of one pass.
+    users, queries = routing_data.dec_user[:300], routing_data.dec_query[:300]
+    scores, prefs = router.score(routing_data, users, queries), router.preferences()
+    router.inference.chunk = 97
+    router.inference.invalidate()
+    np.testing.assert_allclose(
+        router.score(routing_data, users, queries), scores, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(router.preferences(), prefs, rtol=1e-5, atol=1e-6)
 
 
 def test_minibatch_training_learns(routing_data, routing_split, caplog):
