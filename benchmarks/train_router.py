@@ -18,6 +18,12 @@ Graphs:
     ./dev bench train_router
     ./dev bench train_router --store ladybug:/path/g.lbug --epochs 300
     ./dev bench train_router --queries 5000          # a smaller synthetic graph
+    ./dev bench train_router --queries 100000 --epochs 5 --batch-size 0     # full batch
+    ./dev bench train_router --queries 100000 --epochs 5 --batch-size 4096  # mini-batches
+
+``--batch-size``: -1 (default) the automatic choice of ``gnn.minibatch.batch_plan``, 0
+full batch, N mini-batches of N training decisions (``--state-sample`` decisions per user
+state). Peak RSS is the process's (run one configuration per process to compare).
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ def synthetic_store(queries: int, llms: int, users: int, dim: int) -> str:
     return url
 
 
-def run(name: str, url: str, epochs: int, device: str) -> list[str]:
+def run(
+    name: str, url: str, epochs: int, device: str, batch_size: int = -1, state_sample: int = 64
+) -> list[str]:
     import numpy as np
 
     from gnn.data import load_routing_data, split_queries
@@ -62,7 +70,14 @@ def run(name: str, url: str, epochs: int, device: str) -> list[str]:
         data = load_routing_data(store)
     split = split_queries(data, seed=0)
     t0 = time.perf_counter()
-    router = GNNRouter(seed=0, epochs=epochs, device=device, progress=True).fit(data, split)
+    router = GNNRouter(
+        seed=0,
+        epochs=epochs,
+        device=device,
+        progress=True,
+        batch_size=batch_size,
+        state_sample=state_sample,
+    ).fit(data, split)
     fit_s = time.perf_counter() - t0
     per_epoch = float(np.median([h["seconds"] for h in router.history]))
     idx = np.flatnonzero(split.test[data.dec_query])
@@ -81,7 +96,8 @@ def run(name: str, url: str, epochs: int, device: str) -> list[str]:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [
         f"{name}: {len(data.query_ids)} queries, {data.num_llms} LLMs, {n_edges} outcome edges, "
-        f"{len(data.user_ids)} users, {len(data.dec_user)} decisions",
+        f"{len(data.user_ids)} users, {len(data.dec_user)} decisions, "
+        f"batch_size {batch_size}",
         f"  time per epoch (median)   {per_epoch * 1000:10.1f} ms",
         f"  epochs run / best epoch   {len(router.history):>6d} / {router.best_epoch}",
         f"  fit wall time             {fit_s:10.1f} s  (to convergence: "
@@ -106,13 +122,22 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=-1, help="-1 automatic, 0 full batch.")
+    parser.add_argument("--state-sample", type=int, default=64)
     args = parser.parse_args()
     lines = []
     if args.store:
-        lines += run("routerbench", args.store, args.store_epochs, args.device)
+        lines += run(
+            "routerbench",
+            args.store,
+            args.store_epochs,
+            args.device,
+            args.batch_size,
+            args.state_sample,
+        )
     if not args.skip_synthetic:
         url = synthetic_store(args.queries, args.llms, args.users, args.dim)
-        lines += run("synthetic", url, args.epochs, args.device)
+        lines += run("synthetic", url, args.epochs, args.device, args.batch_size, args.state_sample)
     print("\n".join(lines))
 
 

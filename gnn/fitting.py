@@ -152,7 +152,28 @@ def fit_network(
     """Train ``inference.model`` on the training decisions and outcomes of its features
     (``cfg``: a :class:`gnn.train.TrainConfig`), keeping the weights of the epoch
     with the lowest validation loss; stop after ``cfg.patience`` epochs without
-    improvement."""
+    improvement. With ``cfg.processes > 1`` the same training runs across processes
+    (:func:`gnn.distributed.fit_distributed`); on large graphs (or with
+    ``cfg.batch_size > 0``) in mini-batches (:func:`gnn.minibatch.fit_minibatch`)."""
+    processes = int(getattr(cfg, "processes", 1))
+    if processes > 1:
+        from gnn.distributed import fit_distributed  # imports this module
+
+        return fit_distributed(inference, data, split, cfg, rng=rng, processes=processes)
+    from gnn.minibatch import batch_plan, fit_minibatch  # imports this module
+
+    batch_size = batch_plan(inference, int(getattr(cfg, "batch_size", 0)))
+    if batch_size:
+        return fit_minibatch(
+            inference,
+            data,
+            split,
+            cfg,
+            rng=rng,
+            name=name,
+            batch_size=batch_size,
+            progress=progress,
+        )
     model, features = inference.model, inference.features
     du, dq, dl, dr = features.dec
     cand = features.cand

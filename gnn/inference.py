@@ -44,6 +44,9 @@ class RouterInference:
         #: How much of the network's correction of the per-(task, LLM) prior routing uses:
         #: 1 while training; chosen on validation afterwards (``gnn.fitting``).
         self.residual_scale = 1.0
+        #: Queries / decisions per forward where no gradient is needed (None: all at once);
+        #: set on large graphs (``gnn.minibatch.inference_chunk``) to bound memory.
+        self.chunk: int | None = None
         self._states: torch.Tensor | None = None
         self._h_l: torch.Tensor | None = None
 
@@ -79,15 +82,55 @@ class RouterInference:
         """(h_q, h_l, performance logits, normalised cost) of every query of the graph;
         ``neigh`` replaces the outcome messages (training with a few-shot LLM)."""
         f = self.features
+        if self._chunked(f.q_x.shape[0]):
+            h_q = torch.cat(
+                [
+                    self.model.encode_queries(f.q_x[s], f.q_task[s])
+                    for s in self._slices(f.q_x.shape[0])
+                ]
+            )
+            h_l = self.model.encode_llms(f.l_x)
+            return h_q, h_l, *self._chunked_outcomes(h_q, h_l, neigh)
         h_q = self.model.encode_queries(f.q_x, f.q_task)
         h_l = self.model.encode_llms(f.l_x)
         perf, cost = self.outcomes(h_q, h_l, f.neigh if neigh is None else neigh, f.prior)
         return h_q, h_l, perf, cost
 
+    def _chunked(self, n: int) -> bool:
+        return self.chunk is not None and n > self.chunk and not torch.is_grad_enabled()
+
+    def _slices(self, n: int) -> list[slice]:
+        step = self.chunk or n
+        return [slice(start, start + step) for start in range(0, n, step)]
+
+    def _chunked_outcomes(
+        self, h_q: torch.Tensor, h_l: torch.Tensor, neigh: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`outcomes` of every query, :attr:`chunk` queries at a time."""
+        f = self.features
+        neigh = f.neigh if neigh is None else neigh
+        parts = [
+            self.outcomes(h_q[s], h_l, neigh[s], f.prior[s]) for s in self._slices(h_q.shape[0])
+        ]
+        perf, cost = (torch.cat(p) for p in zip(*parts, strict=True))
+        return perf, cost
+
     def user_states(self, h_q: torch.Tensor, h_l: torch.Tensor) -> torch.Tensor:
         """(U, H) every user's state from all decisions known now, shrunk to the prior."""
         f = self.features
         du, dq, dl, dr = f.dec
+        if self._chunked(max(len(du), h_q.shape[0])):
+            seen_p, seen_c = f.filled(*self._chunked_outcomes(h_q, h_l, None))
+            total = torch.zeros(f.num_users, h_q.shape[1], device=f.device)
+            count = torch.zeros(f.num_users, 1, device=f.device)
+            for s in self._slices(len(du)):
+                msgs = self.model.decision_messages(
+                    h_q, h_l, seen_p, seen_c, f.cand[s], dq[s], dl[s], dr[s]
+                )
+                t, c = self.model.user_states(msgs, du[s], f.num_users)
+                total += t
+                count += c
+            return total / (count + self.prior_decisions).clamp(min=1)
         seen_p, seen_c = f.filled(*self.outcomes(h_q, h_l, f.neigh, f.prior))
         msgs = self.model.decision_messages(h_q, h_l, seen_p, seen_c, f.cand, dq, dl, dr)
         total, count = self.model.user_states(msgs, du, f.num_users)

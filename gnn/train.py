@@ -6,6 +6,8 @@
   (``RouterFeatures``: inputs, reference outcomes, prior, neighbours' messages,
   the decisions that describe users; onboarding changes it in place);
 - :mod:`gnn.fitting` -- the losses, validation and early stopping;
+  on large graphs in mini-batches (:mod:`gnn.minibatch`), or across processes
+  (:mod:`gnn.distributed`, DistributedDataParallel);
 - :mod:`gnn.inference` -- users' states, expected utilities, predictions;
 - :mod:`gnn.router_state` -- what a checkpoint holds and how a router is rebuilt
   from it (files: :mod:`gnn.checkpoint`).
@@ -30,6 +32,7 @@ from gnn.data import RoutingData, Split
 from gnn.features import RouterFeatures, resolve_device
 from gnn.fitting import fit_network, select_residual_scale
 from gnn.inference import Prediction, RouterInference
+from gnn.minibatch import inference_chunk
 from gnn.model import PersonalizedRouterGNN
 from gnn.router_state import restore_router, router_state
 from gnn.routers.base import Router
@@ -58,6 +61,14 @@ class TrainConfig:
     new_llm_rate: float = 0.5
     new_llm_max_shots: int = 20
     device: str = "auto"
+    # Local processes training together with DistributedDataParallel (gnn.distributed):
+    # 1 trains in this process.
+    processes: int = 1
+    # Training targets per step: -1 automatic (full batch on small graphs, mini-batches
+    # above gnn.minibatch.FULL_BATCH_LIMIT), 0 full batch, N mini-batches of N targets.
+    batch_size: int = -1
+    # Mini-batches: at most this many decisions (sampled) form a user's state per step.
+    state_sample: int = 64
 
 
 class GNNRouter(Router):
@@ -95,6 +106,7 @@ class GNNRouter(Router):
             personalized=self.personalized,
         ).to(self.features.device)
         self.inference = RouterInference(self.model, self.features, cfg.prior_decisions)
+        self.inference.chunk = inference_chunk(self.inference)  # large graphs only
 
     @property
     def task_ids(self) -> list[str]:

@@ -46,6 +46,22 @@ from prouter.commands.common import Settings, comma_list, domain_errors, echo_wr
 @click.option(
     "--shots", default="0,1,3,5,10", show_default=True, help="k values of the few-shot settings."
 )
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Local processes training together (DistributedDataParallel: gloo on CPU, "
+    "NCCL on GPUs, one per process).",
+)
+@click.option(
+    "--batch-size",
+    default=-1,
+    show_default=True,
+    type=click.IntRange(min=-1),
+    help="Training decisions per step: -1 automatic (full batch on small graphs, "
+    "mini-batches on large ones; the choice is printed), 0 full batch.",
+)
 @click.pass_obj
 def train(
     settings: Settings,
@@ -53,6 +69,8 @@ def train(
     epochs: int,
     hidden: int,
     device: str,
+    processes: int,
+    batch_size: int,
     tasks: str | None,
     model_dir: Path | None,
     write_back: bool,
@@ -73,8 +91,11 @@ def train(
         prouter train --seed 0 --device auto
         prouter train --few-shot new_user,new_llm --shots 0,1,3,5,10
         prouter train --routed-top all
+        prouter train --processes 2 --batch-size 0
     """
     from gnn.pipeline import train_and_record
+
+    _echo_batch_choice()
 
     with settings.open() as store:
         result = domain_errors(
@@ -84,7 +105,13 @@ def train(
             tasks=comma_list(tasks),
             model_dir=model_dir or settings.model_dir,
             write_back=write_back,
-            config={"epochs": epochs, "hidden": hidden, "device": device},
+            config={
+                "epochs": epochs,
+                "hidden": hidden,
+                "device": device,
+                "processes": processes,
+                "batch_size": batch_size,
+            },
             few_shot=[s.replace("-", "_") for s in comma_list(few_shot) or []],
             shots=[int(k) for k in shots.split(",")],
             routed_top=routed_top,
@@ -104,6 +131,20 @@ def train(
         )
     if result.written:
         echo_written(result.written)
+
+
+def _echo_batch_choice() -> None:
+    """Print the full-batch / mini-batch choice of :func:`gnn.minibatch.batch_plan`."""
+    import logging
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(record.getMessage(), err=True)
+
+    logger = logging.getLogger("gnn.minibatch")
+    if not any(isinstance(h, Echo) for h in logger.handlers):
+        logger.addHandler(Echo(logging.INFO))
+        logger.setLevel(logging.INFO)
 
 
 SETTINGS = ("general", "new_user", "new_llm", "pairwise")

@@ -1,0 +1,278 @@
+"""Training the GNN router's network across processes (``torch.distributed`` DDP).
+
+Each of ``W`` processes holds the whole graph state and runs the same forward
+pass (queries, outcome heads, every decision's message and the users' states,
+with the same dropout masks and few-shot draws: every rank starts from the
+same torch and numpy random state); each takes a disjoint shard of the
+training *targets* (the decisions whose choice and reward are fitted, and the
+outcome targets of the auxiliary heads). A rank's loss is its shard's sum
+divided by the global number of targets, times ``W``, so the gradients
+:class:`~torch.nn.parallel.DistributedDataParallel` averages are exactly the
+full-batch gradients (up to float summation order) whatever the shard sizes:
+``W`` processes train the model single-process full-batch training trains.
+Validation and early stopping run on every rank alike (rank 0's decision is
+broadcast). Backends: ``gloo`` on CPU, ``nccl`` on CUDA (one GPU per rank).
+Combined with ``batch_size`` (:mod:`gnn.minibatch`) each rank would sample its
+batches from its own shard; this module shards full-batch training.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import distributed as dist
+from torch import multiprocessing as mp
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from gnn.data import RoutingData, Split
+from gnn.features import RouterFeatures
+from gnn.fitting import FitResult, _choice_nll, check_finite_loss, validate
+from gnn.inference import RouterInference
+from prcore.errors import ProuterError
+
+__all__ = ["fit_distributed", "free_port", "shard"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now (for ``MASTER_PORT``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shard(n: int, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s part of ``range(n)``: contiguous, disjoint, sizes differ by at most 1."""
+    return np.array_split(np.arange(n), world)[rank]
+
+
+class _ShardLoss(nn.Module):
+    """The full-batch training loss restricted to one rank's targets (see module doc)."""
+
+    def __init__(
+        self,
+        inference: RouterInference,
+        cfg: Any,
+        rank: int,
+        world: int,
+        targets: tuple[torch.Tensor, ...],
+        tied: torch.Tensor,
+        perf_weight: float,
+    ) -> None:
+        super().__init__()
+        self.model = inference.model
+        self.inference, self.cfg, self.world = inference, cfg, world
+        self.pq, self.pl, self.o_perf, self.oq, self.ol, self.o_cost = targets
+        features = inference.features
+        dev = features.device
+        n_dec = len(features.dec[0])
+        self.mine = torch.from_numpy(shard(n_dec, rank, world)).to(dev)
+        self.p_mine = torch.from_numpy(shard(len(self.pq), rank, world)).to(dev)
+        self.c_mine = torch.from_numpy(shard(len(self.oq), rank, world)).to(dev)
+        self.n_dec, self.tied, self.perf_weight = n_dec, tied, perf_weight
+        self.n_logged = int((~features.dec[3].isnan()).sum())
+
+    def forward(self, neigh: torch.Tensor | None) -> torch.Tensor:
+        inference, cfg, model = self.inference, self.cfg, self.model
+        features = inference.features
+        du, dq, dl, dr = features.dec
+        cand = features.cand
+        h_q, h_l, perf, cost = inference.encode(neigh)
+        aux = perf.sum() * 0.0
+        pm, cm = self.p_mine, self.c_mine
+        if len(self.pq):
+            bce = F.binary_cross_entropy_with_logits(
+                perf[self.pq[pm], self.pl[pm]], self.o_perf[pm], reduction="sum"
+            )
+            aux = aux + self.perf_weight * bce / len(self.pq)
+        if len(self.oq):
+            sq = (cost[self.oq[cm], self.ol[cm]] - self.o_cost[cm]).square().sum()
+            aux = aux + sq / len(self.oq)
+        seen_p, seen_c = features.filled(perf, cost)
+        msgs = model.decision_messages(h_q, h_l, seen_p, seen_c, cand, dq, dl, dr)
+        total, count = model.user_states(msgs, du, features.num_users)
+        m = self.mine
+        others = (count[du[m]] - 1 + cfg.prior_decisions).clamp(min=1)
+        h_u = (total[du[m]] - msgs[m]) / others
+        utility = model.utility(h_u, seen_p[dq[m]], seen_c[dq[m]])
+        scores = (model.temperature * utility).masked_fill(~cand[m], -1e9)
+        decision = scores.sum() * 0.0
+        if len(m):
+            decision = decision + _choice_nll(scores, self.tied[m]) * len(m) / self.n_dec
+        logged = ~dr[m].isnan()
+        if self.n_logged:
+            chosen = utility.gather(1, dl[m][:, None])[:, 0]
+            error = (chosen - dr[m])[logged]
+            decision = decision + cfg.reward_weight * error.square().sum() / self.n_logged
+        return self.world * (decision + cfg.aux_weight * aux)
+
+
+def _move(features: RouterFeatures, device: torch.device) -> None:
+    """Put every tensor of ``features`` on ``device`` (a rank's GPU)."""
+    for name, value in vars(features).items():
+        if isinstance(value, torch.Tensor):
+            setattr(features, name, value.to(device))
+        elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+            setattr(features, name, [t.to(device) for t in value])
+    features.device = device
+
+
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    inference: RouterInference,
+    data: RoutingData,
+    split: Split,
+    cfg: Any,
+    rng: np.random.Generator,
+    torch_state: torch.Tensor,
+    out: str,
+) -> None:
+    torch.set_num_threads(int(os.environ.get("PROUTER_DDP_THREADS", "1")))
+    # The parent's tensors arrive in shared memory: each rank trains its own copy.
+    model = copy.deepcopy(inference.model)
+    scale = inference.residual_scale
+    inference = RouterInference(model, inference.features, inference.prior_decisions)
+    inference.residual_scale = scale
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    cuda = inference.features.device.type == "cuda"
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    try:
+        if cuda:
+            device = torch.device("cuda", rank)
+            torch.cuda.set_device(device)
+            _move(inference.features, device)
+            inference.model.to(device)
+        result, weights = _train(rank, world, inference, data, split, cfg, rng, torch_state)
+        if rank == 0:
+            torch.save({k: v.cpu() for k, v in weights.items()}, Path(out) / "weights.pt")
+            (Path(out) / "history.json").write_text(json.dumps(result.history))
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(
+    rank: int,
+    world: int,
+    inference: RouterInference,
+    data: RoutingData,
+    split: Split,
+    cfg: Any,
+    rng: np.random.Generator,
+    torch_state: torch.Tensor,
+) -> tuple[FitResult, dict[str, torch.Tensor]]:
+    """The loop of :func:`gnn.fitting.fit_network` with the loss of :class:`_ShardLoss`."""
+    torch.set_rng_state(torch_state)
+    model, features = inference.model, inference.features
+    dq, dl = features.dec[1], features.dec[2]
+    targets = features.outcome_targets(features.ref_perf, features.ref_cost, features.inferred)
+    v_out = features.val_outcomes(data, split)
+    perf_weight = 0.0 if features.incomplete else 1.0
+    tied = features.tied_with_choice(dq, dl, features.cand)
+    val = features.decisions(
+        data,
+        np.flatnonzero(split.val[data.dec_query]),
+        np.flatnonzero(split.val[data.pref_query]),
+    )
+    step = DistributedDataParallel(
+        _ShardLoss(inference, cfg, rank, world, targets, tied, perf_weight),
+        find_unused_parameters=not model.personalized,
+    )
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    result = FitResult()
+    best, best_key, waited = copy.deepcopy(model.state_dict()), (-np.inf, -1.0), 0
+    for epoch in range(cfg.epochs):
+        started = time.perf_counter()
+        model.train()
+        few_shot = rng.random() < cfg.new_llm_rate
+        neigh = features.few_shot_neighbours(rng, cfg.new_llm_max_shots) if few_shot else None
+        loss = step(neigh)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        total = loss.detach() / world
+        dist.all_reduce(total)
+        check_finite_loss(total, epoch)
+        val_acc, val_loss, val_outcome = validate(inference, cfg.reward_weight, val, v_out)
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": total.item(),
+                "val_accuracy": val_acc,
+                "val_loss": val_loss,
+                "val_outcome_loss": val_outcome,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        key = (-val_loss, val_acc)
+        improved = torch.tensor([1 if key > best_key else 0], device=features.device)
+        dist.broadcast(improved, 0)  # every rank stops where rank 0 does
+        if improved.item():
+            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
+    return result, best
+
+
+def fit_distributed(
+    inference: RouterInference,
+    data: RoutingData,
+    split: Split,
+    cfg: Any,
+    *,
+    rng: np.random.Generator,
+    processes: int,
+) -> FitResult:
+    """Train ``inference.model`` as :func:`gnn.fitting.fit_network` does (full batch),
+    across ``processes`` local processes with DDP; the parent's model ends with the
+    weights of the epoch with the lowest validation loss."""
+    if int(getattr(cfg, "batch_size", 0)) > 0:
+        raise ProuterError(
+            "training across processes is full-batch: use --processes or --batch-size, not both"
+        )
+    if processes < 2:
+        raise ProuterError(f"processes must be at least 2 for DDP, got {processes}")
+    if inference.features.device.type == "cuda" and torch.cuda.device_count() < processes:
+        raise ProuterError(
+            f"{processes} processes need {processes} GPUs (NCCL, one per rank); "
+            f"{torch.cuda.device_count()} visible"
+        )
+    with tempfile.TemporaryDirectory(prefix="prouter-ddp-") as out:
+        mp.spawn(
+            _worker,
+            args=(
+                processes,
+                free_port(),
+                inference,
+                data,
+                split,
+                cfg,
+                rng,
+                torch.get_rng_state(),
+                out,
+            ),
+            nprocs=processes,
+            join=True,
+        )
+        weights = torch.load(Path(out) / "weights.pt", weights_only=True)
+        history = json.loads((Path(out) / "history.json").read_text())
+    inference.model.load_state_dict(weights)
+    inference.invalidate()
+    result = FitResult(history=history)
+    result.best_epoch = int(np.argmin([h["val_loss"] for h in history]))
+    return result

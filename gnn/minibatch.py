@@ -1,0 +1,370 @@
+"""Mini-batch training of the GNN router's network, with memory bounded by the batch.
+
+Full-batch training (:func:`gnn.fitting.fit_network`) encodes every query and
+sends every decision's message each epoch: its memory grows with the graph.
+Here an epoch is a pass over the training targets (decisions and pairwise
+judgements) in random batches of ``batch_size``; a step encodes only the
+queries its batch needs:
+
+- the targets' queries;
+- the decisions that form the targets' users' states: a user with at most
+  ``state_sample`` training decisions is read in full (then the state is the
+  full-batch one, leave-one-out included), a user with more from a random
+  sample of ``state_sample`` of them (a sampled neighbourhood: the mean of the
+  sampled messages, the target's own left out, stands for the mean of all);
+- the outcome targets of a batch of training queries (the queries with
+  outcomes split into as many batches as there are steps).
+
+The few-shot draw (an LLM known from a few training queries) is redone per
+step for the step's queries only. Validation is the full-batch validation
+computed in chunks (:func:`validate_chunked`, no gradients). The choice between
+full and mini batches is :func:`batch_plan`'s (``batch_size=-1``: automatic by
+graph size, logged).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch_geometric.utils import scatter
+from tqdm import tqdm
+
+from gnn.data import RoutingData, Split
+from gnn.fitting import FitResult, check_finite_loss, decision_loss
+from gnn.graph import neighbour_outcomes
+from gnn.inference import RouterInference
+from prcore.errors import ProuterError
+
+__all__ = [
+    "AUTO_BATCH",
+    "FULL_BATCH_LIMIT",
+    "batch_plan",
+    "fit_minibatch",
+    "graph_size",
+    "inference_chunk",
+    "validate_chunked",
+]
+
+#: Above this graph size (training decisions + query x LLM pairs) ``batch_size=-1``
+#: trains in mini-batches of :data:`AUTO_BATCH` targets.
+FULL_BATCH_LIMIT = 500_000
+AUTO_BATCH = 4096
+_CHUNK = 16_384  # queries / decisions per no-gradient forward in validation
+
+log = logging.getLogger(__name__)
+
+
+def graph_size(inference: RouterInference) -> int:
+    """Rows of full-batch training's largest activations: decisions + query x LLM pairs."""
+    f = inference.features
+    return len(f.dec[0]) + f.q_x.shape[0] * f.l_x.shape[0]
+
+
+def batch_plan(inference: RouterInference, batch_size: int) -> int:
+    """The batch size to train with (0: full batch): ``batch_size`` when given (>= 0),
+    else (-1) full batch up to :data:`FULL_BATCH_LIMIT`, :data:`AUTO_BATCH` above it.
+    The choice is logged."""
+    if batch_size < -1:
+        raise ProuterError(
+            f"batch_size must be -1 (automatic), 0 (full batch) or more: {batch_size}"
+        )
+    size = graph_size(inference)
+    if batch_size == -1:
+        batch_size = 0 if size <= FULL_BATCH_LIMIT else AUTO_BATCH
+        how = "automatic"
+    else:
+        how = "configured"
+    targets = len(inference.features.dec[0])
+    if batch_size == 0 or batch_size >= targets:
+        log.info("training: full batch (%s; graph size %d)", how, size)
+        return 0
+    log.info("training: mini-batches of %d targets (%s; graph size %d)", batch_size, how, size)
+    return batch_size
+
+
+class _Batches:
+    """Per-user decision lists and outcome targets, for sampling steps (numpy, CPU)."""
+
+    def __init__(self, inference: RouterInference, targets: tuple[torch.Tensor, ...]) -> None:
+        f = inference.features
+        self.du, self.dq = (t.cpu().numpy() for t in f.dec[:2])
+        self.count = np.bincount(self.du, minlength=f.num_users)
+        self.order = np.argsort(self.du, kind="stable")
+        self.ptr = np.concatenate([[0], np.cumsum(self.count)])
+        self.pq = targets[0].cpu().numpy()  # sorted by query (np.nonzero order)
+        self.oq = targets[3].cpu().numpy()
+        self.queries = np.union1d(self.pq, self.oq)
+
+    def state_sample(self, users: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+        """Decisions describing ``users``: all of a user's up to ``cap``, else ``cap`` at random."""
+        lens = self.count[users]
+        small, big = users[lens <= cap], users[lens > cap]
+        lens = self.count[small]
+        offsets = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+        parts = [self.order[np.repeat(self.ptr[small], lens) + offsets]]
+        for u in big:
+            parts.append(self.order[self.ptr[u] + rng.choice(self.count[u], cap, replace=False)])
+        return np.concatenate(parts)
+
+    @staticmethod
+    def entries(sorted_q: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """Positions in ``sorted_q`` of the entries whose query is in ``queries``."""
+        lo = np.searchsorted(sorted_q, queries, "left")
+        hi = np.searchsorted(sorted_q, queries, "right")
+        lens = hi - lo
+        return np.repeat(lo, lens) + np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+
+
+def _few_shot_rows(
+    inference: RouterInference, rng: np.random.Generator, max_shots: int, rows: np.ndarray
+) -> torch.Tensor:
+    """The outcome messages of ``rows`` with one random LLM known from only a few training
+    queries (:meth:`RouterFeatures.few_shot_neighbours` for a subset of queries)."""
+    f = inference.features
+    neigh = f.neigh[torch.from_numpy(rows).to(f.device)]
+    llm = int(rng.integers(f.ref_perf.shape[1]))
+    answered = np.flatnonzero(~np.isnan(f.ref_perf[:, llm]))
+    if len(answered) == 0:
+        return neigh
+    shots = rng.choice(
+        answered, min(len(answered), int(rng.integers(1, max_shots + 1))), replace=False
+    )
+    where = {int(q): i for i, q in enumerate(shots)}
+    same = np.array([where.get(int(q), -1) for q in rows], dtype=np.int64)
+    column = neighbour_outcomes(
+        f.query_emb[rows],
+        f.query_emb[shots],
+        f.ref_perf[shots, llm : llm + 1],
+        f.ref_cost[shots, llm : llm + 1],
+        k=f.k,
+        same=same,
+    )
+    neigh = neigh.clone()
+    neigh[:, llm] = torch.from_numpy(column[:, 0]).to(f.device)
+    return neigh
+
+
+def _step_loss(
+    inference: RouterInference,
+    cfg: Any,
+    batches: _Batches,
+    targets: tuple[torch.Tensor, ...],
+    perf_weight: float,
+    batch: np.ndarray,
+    outcome_queries: np.ndarray,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """The training loss of one batch of target decisions and outcome queries."""
+    model, f = inference.model, inference.features
+    dev = f.device
+    _, dq, dl, dr = f.dec
+    _, pl, o_perf, _, ol, o_cost = targets
+    users = np.unique(batches.du[batch])
+    state = batches.state_sample(users, cfg.state_sample, rng)
+    p_idx = batches.entries(batches.pq, outcome_queries)
+    c_idx = batches.entries(batches.oq, outcome_queries)
+    rows = np.unique(
+        np.concatenate([batches.dq[batch], batches.dq[state], batches.pq[p_idx], batches.oq[c_idx]])
+    )
+
+    def local(q: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.searchsorted(rows, q)).to(dev)
+
+    rows_t = torch.from_numpy(rows).to(dev)
+    few_shot = rng.random() < cfg.new_llm_rate
+    neigh = (
+        _few_shot_rows(inference, rng, cfg.new_llm_max_shots, rows) if few_shot else f.neigh[rows_t]
+    )
+    h_q = model.encode_queries(f.q_x[rows_t], f.q_task[rows_t])
+    h_l = model.encode_llms(f.l_x)
+    perf, cost = inference.outcomes(h_q, h_l, neigh, f.prior[rows_t])
+    known = f.seen_known[rows_t]
+    seen_p = torch.where(known, f.seen_perf[rows_t], torch.sigmoid(perf))
+    seen_c = torch.where(known, f.seen_cost[rows_t], cost)
+
+    aux = perf.sum() * 0.0
+    if len(p_idx):
+        p = torch.from_numpy(p_idx).to(dev)
+        aux = aux + perf_weight * F.binary_cross_entropy_with_logits(
+            perf[local(batches.pq[p_idx]), pl[p]], o_perf[p]
+        )
+    if len(c_idx):
+        c = torch.from_numpy(c_idx).to(dev)
+        aux = aux + F.mse_loss(cost[local(batches.oq[c_idx]), ol[c]], o_cost[c])
+
+    s = torch.from_numpy(state).to(dev)
+    msgs = model.decision_messages(
+        h_q, h_l, seen_p, seen_c, f.cand[s], local(batches.dq[state]), dl[s], dr[s]
+    )
+    state_user = torch.from_numpy(np.searchsorted(users, batches.du[state])).to(dev)
+    total = scatter(msgs, state_user, dim=0, dim_size=len(users), reduce="sum")
+    sampled = torch.bincount(state_user, minlength=len(users)).to(msgs.dtype)[:, None]
+    # Leave-one-out: a target among its user's sampled decisions drops its own message.
+    by_id = np.argsort(state)
+    j = np.minimum(np.searchsorted(state[by_id], batch), len(state) - 1)
+    found = state[by_id][j] == batch
+    own = torch.from_numpy(np.where(found, by_id[j], 0)).to(dev)
+    found_t = torch.from_numpy(found).to(dev)[:, None]
+    t_user = torch.from_numpy(np.searchsorted(users, batches.du[batch])).to(dev)
+    others_sum = total[t_user] - torch.where(found_t, msgs[own], 0.0)
+    others_n = sampled[t_user] - found_t.to(msgs.dtype)
+    count = torch.from_numpy(batches.count[batches.du[batch]]).to(dev, msgs.dtype)[:, None]
+    mean = others_sum / others_n.clamp(min=1)
+    h_u = mean * (count - 1) / (count - 1 + cfg.prior_decisions).clamp(min=1)
+
+    b = torch.from_numpy(batch).to(dev)
+    tied = f.tied_with_choice(dq[b], dl[b], f.cand[b])
+    loss = decision_loss(
+        inference,
+        cfg.reward_weight,
+        h_u,
+        local(batches.dq[batch]),
+        dl[b],
+        dr[b],
+        f.cand[b],
+        tied,
+        seen_p,
+        seen_c,
+    )
+    return loss + cfg.aux_weight * aux
+
+
+def inference_chunk(inference: RouterInference) -> int | None:
+    """The :attr:`RouterInference.chunk` for this graph: chunks above
+    :data:`FULL_BATCH_LIMIT`, none below (small graphs score all at once, as before)."""
+    return _CHUNK if graph_size(inference) > FULL_BATCH_LIMIT else None
+
+
+@torch.no_grad()
+def validate_chunked(
+    inference: RouterInference,
+    reward_weight: float,
+    val: tuple[torch.Tensor, ...],
+    outcomes: tuple[torch.Tensor, ...],
+) -> tuple[float, float, float]:
+    """:func:`gnn.fitting.validate` in chunks: the same figures up to float summation
+    order, with memory bounded by the chunk (plus (Q, H) query states)."""
+    model, f = inference.model, inference.features
+    v_u, v_q, v_l, v_r, v_c = val
+    model.eval()
+    saved, inference.chunk = inference.chunk, inference.chunk or _CHUNK
+    try:
+        h_q, h_l, perf, cost = inference.encode()
+        h_u = inference.user_states(h_q, h_l) if len(v_u) else None
+    finally:
+        inference.chunk = saved
+    p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
+    outcome = 0.0
+    if len(p_q):
+        outcome = float(
+            F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
+            + F.mse_loss(cost[c_q, c_l], o_cost)
+        )
+    if h_u is None:
+        return 0.0, outcome, outcome
+    weight = f.logged_weights()
+    seen_p, seen_c = f.filled(perf, cost)
+    correct = nll = sq = 0.0
+    logged = int((~v_r.isnan()).sum())
+    for start in range(0, len(v_u), _CHUNK):
+        s = slice(start, start + _CHUNK)
+        u, q, ll, r, c = v_u[s], v_q[s], v_l[s], v_r[s], v_c[s]
+        routed = inference.route_utility(h_u[u], perf[q], cost[q], weight[u]).masked_fill(~c, -1e9)
+        correct += float((routed.argmax(1) == ll).sum())
+        tied = f.tied_with_choice(q, ll, c)
+        utility = model.utility(h_u[u], seen_p[q], seen_c[q])
+        scores = (model.temperature * utility).masked_fill(~c, -1e9)
+        nll += float((scores.logsumexp(1) - scores.masked_fill(~tied, -1e9).logsumexp(1)).sum())
+        ok = ~r.isnan()
+        if ok.any():
+            sq += float((utility.gather(1, ll[:, None])[:, 0] - r)[ok].square().sum())
+    loss = nll / len(v_u) + (reward_weight * sq / logged if logged else 0.0)
+    return correct / len(v_u), loss + outcome, outcome
+
+
+def fit_minibatch(
+    inference: RouterInference,
+    data: RoutingData,
+    split: Split,
+    cfg: Any,
+    *,
+    rng: np.random.Generator,
+    name: str,
+    batch_size: int,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``inference.model`` in mini-batches of ``batch_size`` targets (see module
+    doc), keeping the weights of the epoch with the lowest validation loss; stop after
+    ``cfg.patience`` epochs without improvement."""
+    model, f = inference.model, inference.features
+    inference.chunk = inference.chunk or _CHUNK  # scoring after training, too
+    targets = f.outcome_targets(f.ref_perf, f.ref_cost, f.inferred)
+    v_out = f.val_outcomes(data, split)
+    perf_weight = 0.0 if f.incomplete else 1.0
+    val = f.decisions(
+        data,
+        np.flatnonzero(split.val[data.dec_query]),
+        np.flatnonzero(split.val[data.pref_query]),
+    )
+    batches = _Batches(inference, targets)
+    n_targets = len(batches.du)
+    steps = max(1, -(-n_targets // batch_size))
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    result = FitResult()
+    best, best_key, waited = None, (-np.inf, -1.0), 0
+    bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        order = rng.permutation(n_targets)
+        outcome_batches = np.array_split(rng.permutation(batches.queries), steps)
+        losses = []
+        for step in range(steps):
+            batch = np.sort(order[step * batch_size : (step + 1) * batch_size])
+            loss = _step_loss(
+                inference,
+                cfg,
+                batches,
+                targets,
+                perf_weight,
+                batch,
+                np.sort(outcome_batches[step]),
+                rng,
+            )
+            check_finite_loss(loss, epoch)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            losses.append(loss.item())
+        val_acc, val_loss, val_outcome = validate_chunked(inference, cfg.reward_weight, val, v_out)
+        mean_loss = float(np.mean(losses))
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": mean_loss,
+                "val_accuracy": val_acc,
+                "val_loss": val_loss,
+                "val_outcome_loss": val_outcome,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        key = (-val_loss, val_acc)
+        if key > best_key:
+            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best)
+    inference.invalidate()
+    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
+    log.info("%s: best validation loss %.4f (mini-batch)", name, -best_key[0])
+    return result

@@ -1,0 +1,112 @@
+"""Mini-batch training: exact where nothing is sampled, learns, bounded choice logged."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from gnn import minibatch
+from gnn.evaluate import evaluate
+from gnn.fitting import validate
+from gnn.minibatch import _Batches, _step_loss, batch_plan, validate_chunked
+from gnn.train import GNNRouter
+
+EXACT = {"hidden": 16, "dropout": 0.0, "new_llm_rate": 0.0, "patience": 100}
+
+
+def _prepared(data, split, **config):
+    router = GNNRouter(seed=0, device="cpu", **config)
+    torch.manual_seed(0)
+    router._prepare(data, split)
+    return router
+
+
+def test_one_batch_of_everything_is_the_full_batch_loss(routing_data, routing_split):
+    """With every target in the batch and every decision in the users' states, a step's
+    loss is full-batch training's first loss (same initial weights)."""
+    full = GNNRouter(seed=0, device="cpu", epochs=1, batch_size=0, **EXACT)
+    full.fit(routing_data, routing_split)
+    router = _prepared(routing_data, routing_split, state_sample=10**6, **EXACT)
+    f = router.features
+    targets = f.outcome_targets(f.ref_perf, f.ref_cost, f.inferred)
+    batches = _Batches(router.inference, targets)
+    router.model.train()
+    loss = _step_loss(
+        router.inference,
+        router.train_config,
+        batches,
+        targets,
+        0.0 if f.incomplete else 1.0,
+        np.arange(len(batches.du)),
+        batches.queries,
+        np.random.default_rng(0),
+    )
+    assert float(loss.detach()) == pytest.approx(full.history[0]["loss"], rel=1e-5)
+
+
+def test_sampled_states_are_capped_distinct_and_whole_below_the_cap(routing_data, routing_split):
+    router = _prepared(routing_data, routing_split, **EXACT)
+    f = router.features
+    batches = _Batches(router.inference, f.outcome_targets(f.ref_perf, f.ref_cost, f.inferred))
+    users = np.array([0, 3, 5])
+    state = batches.state_sample(users, 7, np.random.default_rng(0))
+    assert len(np.unique(state)) == len(state)
+    assert set(batches.du[state]) == set(users.tolist())
+    assert (np.bincount(batches.du[state])[users] == 7).all()  # each has more than 7
+    whole = batches.state_sample(users, 10**6, np.random.default_rng(0))
+    assert sorted(whole.tolist()) == sorted(np.flatnonzero(np.isin(batches.du, users)).tolist())
+
+
+def test_chunked_validation_matches_full_validation(routing_data, routing_split, monkeypatch):
+    router = GNNRouter(seed=0, device="cpu", epochs=5, hidden=16).fit(routing_data, routing_split)
+    f = router.features
+    val = f.decisions(
+        routing_data,
+        np.flatnonzero(routing_split.val[routing_data.dec_query]),
+        np.flatnonzero(routing_split.val[routing_data.pref_query]),
+    )
+    v_out = f.val_outcomes(routing_data, routing_split)
+    want = validate(router.inference, 1.0, val, v_out)
+    monkeypatch.setattr(minibatch, "_CHUNK", 97)  # many chunks, a ragged last one
+    got = validate_chunked(router.inference, 1.0, val, v_out)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert router.inference.chunk is None  # restored: small graphs score all at once
+    # Scoring in chunks (large graphs) gives the scores and users' weights of one pass.
+    users, queries = routing_data.dec_user[:300], routing_data.dec_query[:300]
+    scores, prefs = router.score(routing_data, users, queries), router.preferences()
+    router.inference.chunk = 97
+    router.inference.invalidate()
+    np.testing.assert_allclose(
+        router.score(routing_data, users, queries), scores, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(router.preferences(), prefs, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_training_learns(routing_data, routing_split, caplog):
+    from gnn.routers.baselines import RandomRouter
+
+    with caplog.at_level(logging.INFO, logger="gnn.minibatch"):
+        router = GNNRouter(
+            seed=0, epochs=10, patience=20, hidden=32, batch_size=256, state_sample=8
+        ).fit(routing_data, routing_split)
+    assert "mini-batches of 256 targets (configured" in caplog.text
+    rand = RandomRouter(seed=0).fit(routing_data, routing_split)
+    ours = evaluate(router, routing_data, routing_split, "test")
+    assert ours.reward > evaluate(rand, routing_data, routing_split, "test").reward + 0.05
+    assert router.best_epoch == int(np.argmin([h["val_loss"] for h in router.history]))
+
+
+def test_automatic_choice_by_graph_size(routing_data, routing_split, monkeypatch, caplog):
+    router = _prepared(routing_data, routing_split, **EXACT)
+    with caplog.at_level(logging.INFO, logger="gnn.minibatch"):
+        assert batch_plan(router.inference, -1) == 0
+        assert "full batch (automatic" in caplog.text
+        monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
+        monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
+        assert batch_plan(router.inference, -1) == 128
+        assert "mini-batches of 128 targets (automatic" in caplog.text
+    assert batch_plan(router.inference, 0) == 0
+    assert batch_plan(router.inference, 10**9) == 0  # a batch of everything is the full batch
