@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gnn.data import RoutingData, Split
 from gnn.features import RouterFeatures
-from gnn.fitting import FitResult, _choice_nll, check_finite_loss, validate
+from gnn.fitting import EarlyStopping, FitResult, _choice_nll, check_finite_loss, validate
 from gnn.inference import RouterInference
 from prcore.errors import ProuterError
 
@@ -191,8 +191,7 @@ def _train(
         find_unused_parameters=not model.personalized,
     )
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result = FitResult()
-    best, best_key, waited = copy.deepcopy(model.state_dict()), (-np.inf, -1.0), 0
+    stopping = EarlyStopping(model, cfg.patience, keep_initial=True)
     for epoch in range(cfg.epochs):
         started = time.perf_counter()
         model.train()
@@ -205,28 +204,15 @@ def _train(
         total = loss.detach() / world
         dist.all_reduce(total)
         check_finite_loss(total, epoch)
-        val_acc, val_loss, val_outcome = validate(inference, cfg.reward_weight, val, v_out)
-        result.history.append(
-            {
-                "epoch": epoch,
-                "loss": total.item(),
-                "val_accuracy": val_acc,
-                "val_loss": val_loss,
-                "val_outcome_loss": val_outcome,
-                "seconds": time.perf_counter() - started,
-            }
+        validation = validate(inference, cfg.reward_weight, val, v_out)
+        improved = torch.tensor(
+            [1 if stopping.improves(validation[1], validation[0]) else 0], device=features.device
         )
-        key = (-val_loss, val_acc)
-        improved = torch.tensor([1 if key > best_key else 0], device=features.device)
         dist.broadcast(improved, 0)  # every rank stops where rank 0 does
-        if improved.item():
-            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
-    return result, best
+        if stopping.update(epoch, total.item(), validation, started, bool(improved.item())):
+            break
+    best = stopping.best
+    return stopping.finish(), best
 
 
 def fit_distributed(

@@ -38,6 +38,7 @@ from prcore.errors import ProuterError
 
 __all__ = [
     "RESIDUAL_SCALES",
+    "EarlyStopping",
     "FitResult",
     "check_finite_loss",
     "fit_network",
@@ -57,6 +58,64 @@ class FitResult:
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
+
+
+class EarlyStopping:
+    """Per-epoch history, the weights of the best epoch (lowest validation loss, then
+    highest validation accuracy) and patience: the bookkeeping every training loop shares."""
+
+    def __init__(self, model: torch.nn.Module, patience: int, *, keep_initial: bool = False):
+        self.model, self.patience = model, patience
+        self.result = FitResult()
+        self.best = copy.deepcopy(model.state_dict()) if keep_initial else None
+        self.best_key: tuple[float, float] = (-np.inf, -1.0)
+        self.waited = 0
+
+    def improves(self, val_loss: float, val_acc: float) -> bool:
+        """Whether these validation figures beat the best epoch so far."""
+        return (-val_loss, val_acc) > self.best_key
+
+    def update(
+        self,
+        epoch: int,
+        loss: float,
+        validation: tuple[float, float, float],
+        started: float,
+        improved: bool | None = None,
+    ) -> bool:
+        """Record an epoch (``validation``: accuracy, loss, outcome loss; ``improved``
+        overrides :meth:`improves`, e.g. decided by another process); True to stop."""
+        val_acc, val_loss, val_outcome = validation
+        self.result.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                "val_accuracy": val_acc,
+                "val_loss": val_loss,
+                "val_outcome_loss": val_outcome,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        if self.improves(val_loss, val_acc) if improved is None else improved:
+            self.best, self.best_key, self.waited = (
+                copy.deepcopy(self.model.state_dict()),
+                (-val_loss, val_acc),
+                0,
+            )
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def finish(self, inference: RouterInference | None = None, label: str = "") -> FitResult:
+        """Restore the best epoch's weights and say which epoch it was."""
+        if self.best is not None:
+            self.model.load_state_dict(self.best)
+        if inference is not None:
+            inference.invalidate()
+        self.result.best_epoch = int(np.argmin([h["val_loss"] for h in self.result.history]))
+        if label:
+            log.info("%s: best validation loss %.4f", label, -self.best_key[0])
+        return self.result
 
 
 def check_finite_loss(loss: torch.Tensor, epoch: int) -> None:
@@ -191,8 +250,7 @@ def fit_network(
         np.flatnonzero(split.val[data.pref_query]),
     )
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result = FitResult()
-    best, best_key, waited = None, (-np.inf, -1.0), 0
+    stopping = EarlyStopping(model, cfg.patience)
     bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
     for epoch in bar:
         started = time.perf_counter()
@@ -219,31 +277,11 @@ def fit_network(
         loss.backward()
         optim.step()
 
-        val_acc, val_loss, val_outcome = validate(inference, cfg.reward_weight, val, v_out)
-        result.history.append(
-            {
-                "epoch": epoch,
-                "loss": loss.item(),
-                "val_accuracy": val_acc,
-                "val_loss": val_loss,
-                "val_outcome_loss": val_outcome,
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{val_acc:.3f}")
-        key = (-val_loss, val_acc)
-        if key > best_key:
-            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    if best is not None:
-        model.load_state_dict(best)
-    inference.invalidate()
-    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
-    log.info("%s: best validation loss %.4f", name, -best_key[0])
-    return result
+        validation = validate(inference, cfg.reward_weight, val, v_out)
+        bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{validation[0]:.3f}")
+        if stopping.update(epoch, loss.item(), validation, started):
+            break
+    return stopping.finish(inference, name)
 
 
 def _within_one_se(gap: np.ndarray) -> bool:

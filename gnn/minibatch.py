@@ -24,7 +24,6 @@ graph size, logged).
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from typing import Any
@@ -36,7 +35,7 @@ from torch_geometric.utils import scatter
 from tqdm import tqdm
 
 from gnn.data import RoutingData, Split
-from gnn.fitting import FitResult, check_finite_loss, decision_loss
+from gnn.fitting import EarlyStopping, FitResult, check_finite_loss, decision_loss
 from gnn.graph import neighbour_outcomes
 from gnn.inference import RouterInference
 from prcore.errors import ProuterError
@@ -316,8 +315,7 @@ def fit_minibatch(
     n_targets = len(batches.du)
     steps = max(1, -(-n_targets // batch_size))
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result = FitResult()
-    best, best_key, waited = None, (-np.inf, -1.0), 0
+    stopping = EarlyStopping(model, cfg.patience)
     bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
     for epoch in bar:
         started = time.perf_counter()
@@ -342,29 +340,9 @@ def fit_minibatch(
             loss.backward()
             optim.step()
             losses.append(loss.item())
-        val_acc, val_loss, val_outcome = validate_chunked(inference, cfg.reward_weight, val, v_out)
+        validation = validate_chunked(inference, cfg.reward_weight, val, v_out)
         mean_loss = float(np.mean(losses))
-        result.history.append(
-            {
-                "epoch": epoch,
-                "loss": mean_loss,
-                "val_accuracy": val_acc,
-                "val_loss": val_loss,
-                "val_outcome_loss": val_outcome,
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        key = (-val_loss, val_acc)
-        if key > best_key:
-            best, best_key, waited = copy.deepcopy(model.state_dict()), key, 0
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    if best is not None:
-        model.load_state_dict(best)
-    inference.invalidate()
-    result.best_epoch = int(np.argmin([h["val_loss"] for h in result.history]))
-    log.info("%s: best validation loss %.4f (mini-batch)", name, -best_key[0])
-    return result
+        bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{validation[0]:.3f}")
+        if stopping.update(epoch, mean_loss, validation, started):
+            break
+    return stopping.finish(inference, f"{name} (mini-batch)")
