@@ -37,7 +37,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gnn.data import RoutingData, Split
 from gnn.features import RouterFeatures
-from gnn.fitting import EarlyStopping, FitResult, _choice_nll, check_finite_loss, validate
+from gnn.fitting import (
+    EarlyStopping,
+    FitResult,
+    _choice_nll,
+    check_finite_loss,
+    training_targets,
+    validate,
+)
 from gnn.inference import RouterInference
 from prcore.errors import ProuterError
 
@@ -177,17 +184,10 @@ def _train(
     torch.set_rng_state(torch_state)
     model, features = inference.model, inference.features
     dq, dl = features.dec[1], features.dec[2]
-    targets = features.outcome_targets(features.ref_perf, features.ref_cost, features.inferred)
-    v_out = features.val_outcomes(data, split)
-    perf_weight = 0.0 if features.incomplete else 1.0
+    plan = training_targets(features, data, split)
     tied = features.tied_with_choice(dq, dl, features.cand)
-    val = features.decisions(
-        data,
-        np.flatnonzero(split.val[data.dec_query]),
-        np.flatnonzero(split.val[data.pref_query]),
-    )
     step = DistributedDataParallel(
-        _ShardLoss(inference, cfg, rank, world, targets, tied, perf_weight),
+        _ShardLoss(inference, cfg, rank, world, plan.outcomes, tied, plan.perf_weight),
         find_unused_parameters=not model.personalized,
     )
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -204,7 +204,7 @@ def _train(
         total = loss.detach() / world
         dist.all_reduce(total)
         check_finite_loss(total, epoch)
-        validation = validate(inference, cfg.reward_weight, val, v_out)
+        validation = validate(inference, cfg.reward_weight, plan.val, plan.val_outcomes)
         improved = torch.tensor(
             [1 if stopping.improves(validation[1], validation[0]) else 0], device=features.device
         )

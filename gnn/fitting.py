@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from gnn.data import RoutingData, Split
+from gnn.features import RouterFeatures
 from gnn.inference import RouterInference
 from gnn.routers.base import training_decisions
 from gnn.validation import validation_pairs
@@ -40,9 +41,13 @@ __all__ = [
     "RESIDUAL_SCALES",
     "EarlyStopping",
     "FitResult",
+    "TrainingTargets",
     "check_finite_loss",
+    "choice_nll_terms",
     "fit_network",
+    "outcome_loss",
     "select_residual_scale",
+    "training_targets",
 ]
 
 #: The residual scales tried on validation after training (largest first: ties keep more
@@ -118,6 +123,32 @@ class EarlyStopping:
         return self.result
 
 
+@dataclass(frozen=True)
+class TrainingTargets:
+    """What every training loop fits and validates on, from the features of one split."""
+
+    outcomes: tuple[torch.Tensor, ...]  # RouterFeatures.outcome_targets of the training queries
+    val_outcomes: tuple[torch.Tensor, ...]  # the same of the validation queries
+    val: tuple[torch.Tensor, ...]  # validation decisions (RouterFeatures.decisions)
+    # Logged outcomes that are a biased sample (only what was chosen) would teach the
+    # performance head their bias back: it then keeps the latent-difficulty prior (0).
+    perf_weight: float
+
+
+def training_targets(features: RouterFeatures, data: RoutingData, split: Split) -> TrainingTargets:
+    """The :class:`TrainingTargets` of ``split``."""
+    return TrainingTargets(
+        outcomes=features.outcome_targets(features.ref_perf, features.ref_cost, features.inferred),
+        val_outcomes=features.val_outcomes(data, split),
+        val=features.decisions(
+            data,
+            np.flatnonzero(split.val[data.dec_query]),
+            np.flatnonzero(split.val[data.pref_query]),
+        ),
+        perf_weight=0.0 if features.incomplete else 1.0,
+    )
+
+
 def check_finite_loss(loss: torch.Tensor, epoch: int) -> None:
     """Stop training (no checkpoint is saved) when the loss is NaN or infinite."""
     if not bool(torch.isfinite(loss)):
@@ -128,9 +159,29 @@ def check_finite_loss(loss: torch.Tensor, epoch: int) -> None:
         )
 
 
+def choice_nll_terms(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per row, the listwise negative log-likelihood of a set-valued choice (softmax over
+    the candidates ``scores``; the choice is any of ``targets``)."""
+    return scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)
+
+
 def _choice_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Listwise negative log-likelihood of a set-valued choice (softmax over candidates)."""
-    return (scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)).mean()
+    """The mean of :func:`choice_nll_terms`."""
+    return choice_nll_terms(scores, targets).mean()
+
+
+def outcome_loss(
+    perf: torch.Tensor, cost: torch.Tensor, outcomes: tuple[torch.Tensor, ...]
+) -> float:
+    """The outcome heads' loss on ``outcomes`` (``RouterFeatures.outcome_targets``): the
+    performance logits' cross-entropy plus the cost's squared error; 0 without outcomes."""
+    p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
+    if not len(p_q):
+        return 0.0
+    return float(
+        F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
+        + F.mse_loss(cost[c_q, c_l], o_cost)
+    )
 
 
 def decision_loss(
@@ -179,13 +230,7 @@ def validate(
     v_u, v_q, v_l, v_r, v_c = val
     model.eval()
     h_q, h_l, perf, cost = inference.encode()
-    p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
-    outcome = 0.0
-    if len(p_q):
-        outcome = float(
-            F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
-            + F.mse_loss(cost[c_q, c_l], o_cost)
-        )
+    outcome = outcome_loss(perf, cost, outcomes)
     if len(v_u) == 0:
         return 0.0, outcome, outcome
     h_u = inference.user_states(h_q, h_l)
@@ -236,19 +281,9 @@ def fit_network(
     model, features = inference.model, inference.features
     du, dq, dl, dr = features.dec
     cand = features.cand
-    pq, pl, o_perf, oq, ol, o_cost = features.outcome_targets(
-        features.ref_perf, features.ref_cost, features.inferred
-    )
-    v_out = features.val_outcomes(data, split)
-    # Logged outcomes that are a biased sample (only what was chosen) would teach the
-    # performance head their bias back: it then keeps the latent-difficulty prior.
-    perf_weight = 0.0 if features.incomplete else 1.0
+    targets = training_targets(features, data, split)
+    pq, pl, o_perf, oq, ol, o_cost = targets.outcomes
     tied = features.tied_with_choice(dq, dl, cand)
-    val = features.decisions(
-        data,
-        np.flatnonzero(split.val[data.dec_query]),
-        np.flatnonzero(split.val[data.pref_query]),
-    )
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     stopping = EarlyStopping(model, cfg.patience)
     bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
@@ -260,7 +295,9 @@ def fit_network(
         h_q, h_l, perf, cost = inference.encode(neigh)
         aux = perf.sum() * 0.0  # a preference-only graph has no outcome to fit
         if len(pq):
-            aux = aux + perf_weight * F.binary_cross_entropy_with_logits(perf[pq, pl], o_perf)
+            aux = aux + targets.perf_weight * F.binary_cross_entropy_with_logits(
+                perf[pq, pl], o_perf
+            )
         if len(oq):
             aux = aux + F.mse_loss(cost[oq, ol], o_cost)
         seen_p, seen_c = features.filled(perf, cost)
@@ -277,7 +314,7 @@ def fit_network(
         loss.backward()
         optim.step()
 
-        validation = validate(inference, cfg.reward_weight, val, v_out)
+        validation = validate(inference, cfg.reward_weight, targets.val, targets.val_outcomes)
         bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{validation[0]:.3f}")
         if stopping.update(epoch, loss.item(), validation, started):
             break

@@ -35,7 +35,15 @@ from torch_geometric.utils import scatter
 from tqdm import tqdm
 
 from gnn.data import RoutingData, Split
-from gnn.fitting import EarlyStopping, FitResult, check_finite_loss, decision_loss
+from gnn.fitting import (
+    EarlyStopping,
+    FitResult,
+    check_finite_loss,
+    choice_nll_terms,
+    decision_loss,
+    outcome_loss,
+    training_targets,
+)
 from gnn.graph import neighbour_outcomes
 from gnn.inference import RouterInference
 from prcore.errors import ProuterError
@@ -258,13 +266,7 @@ def validate_chunked(
         h_u = inference.user_states(h_q, h_l) if len(v_u) else None
     finally:
         inference.chunk = saved
-    p_q, p_l, o_perf, c_q, c_l, o_cost = outcomes
-    outcome = 0.0
-    if len(p_q):
-        outcome = float(
-            F.binary_cross_entropy_with_logits(perf[p_q, p_l], o_perf)
-            + F.mse_loss(cost[c_q, c_l], o_cost)
-        )
+    outcome = outcome_loss(perf, cost, outcomes)
     if h_u is None:
         return 0.0, outcome, outcome
     weight = f.logged_weights()
@@ -279,7 +281,7 @@ def validate_chunked(
         tied = f.tied_with_choice(q, ll, c)
         utility = model.utility(h_u[u], seen_p[q], seen_c[q])
         scores = (model.temperature * utility).masked_fill(~c, -1e9)
-        nll += float((scores.logsumexp(1) - scores.masked_fill(~tied, -1e9).logsumexp(1)).sum())
+        nll += float(choice_nll_terms(scores, tied).sum())
         ok = ~r.isnan()
         if ok.any():
             sq += float((utility.gather(1, ll[:, None])[:, 0] - r)[ok].square().sum())
@@ -303,14 +305,8 @@ def fit_minibatch(
     ``cfg.patience`` epochs without improvement."""
     model, f = inference.model, inference.features
     inference.chunk = inference.chunk or _CHUNK  # scoring after training, too
-    targets = f.outcome_targets(f.ref_perf, f.ref_cost, f.inferred)
-    v_out = f.val_outcomes(data, split)
-    perf_weight = 0.0 if f.incomplete else 1.0
-    val = f.decisions(
-        data,
-        np.flatnonzero(split.val[data.dec_query]),
-        np.flatnonzero(split.val[data.pref_query]),
-    )
+    plan = training_targets(f, data, split)
+    targets = plan.outcomes
     batches = _Batches(inference, targets)
     n_targets = len(batches.du)
     steps = max(1, -(-n_targets // batch_size))
@@ -330,7 +326,7 @@ def fit_minibatch(
                 cfg,
                 batches,
                 targets,
-                perf_weight,
+                plan.perf_weight,
                 batch,
                 np.sort(outcome_batches[step]),
                 rng,
@@ -340,7 +336,7 @@ def fit_minibatch(
             loss.backward()
             optim.step()
             losses.append(loss.item())
-        validation = validate_chunked(inference, cfg.reward_weight, val, v_out)
+        validation = validate_chunked(inference, cfg.reward_weight, plan.val, plan.val_outcomes)
         mean_loss = float(np.mean(losses))
         bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{validation[0]:.3f}")
         if stopping.update(epoch, mean_loss, validation, started):
