@@ -21,6 +21,7 @@ from gnn.routers.base import Router
 __all__ = [
     "DEFAULT_TIES",
     "TIE_OPTIONS",
+    "BradleyTerryRouter",
     "PreferenceRouter",
     "Votes",
     "check_ties",
@@ -112,3 +113,18 @@ class PreferenceRouter(Router):
     def onboarded_pairs(self, data: RoutingData, votes: Votes) -> Iterator[None]:
         """Take these votes into account (new users) inside a ``with`` block."""
         yield
+
+
+class BradleyTerryRouter(PreferenceRouter):
+    """A Bradley-Terry baseline: its L2 weight (``l2``; None where the router chooses it on
+    validation) and how ties train (``ties``: one of :data:`TIE_OPTIONS`)."""
+
+    def __init__(
+        self, seed: int = 0, *, l2: float | None = None, ties: str = DEFAULT_TIES, **config: object
+    ) -> None:
+        super().__init__(seed, l2=l2, ties=ties, **config)
+        self.l2, self.ties = l2, check_ties(ties)
+
+    def training_ties(self, data: RoutingData, mask: np.ndarray) -> Votes:
+        """The tie votes of the queries in ``mask``, or none when ties are off."""
+        return ties_of(data, mask) if self.ties != "off" else no_votes()

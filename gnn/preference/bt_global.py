@@ -8,20 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.preference.base import (
-    DEFAULT_TIES,
-    PreferenceRouter,
-    check_ties,
-    no_votes,
-    ties_of,
-    votes_of,
-)
-from gnn.preference.bradley_terry import fit_bradley_terry
+from gnn.preference.base import DEFAULT_TIES, BradleyTerryRouter, votes_of
+from gnn.preference.shrinkage import global_fit
 
 __all__ = ["GlobalBradleyTerryRouter"]
 
 
-class GlobalBradleyTerryRouter(PreferenceRouter):
+class GlobalBradleyTerryRouter(BradleyTerryRouter):
     """``score(u, q, l) = theta_l`` fitted on all training votes."""
 
     name = "bt"
@@ -30,22 +23,15 @@ class GlobalBradleyTerryRouter(PreferenceRouter):
         self, seed: int = 0, *, l2: float = 1e-2, ties: str = DEFAULT_TIES, **config: object
     ) -> None:
         super().__init__(seed, l2=l2, ties=ties, **config)
-        self.l2, self.ties = l2, check_ties(ties)
 
     def _fit(self, data: RoutingData, split: Split) -> None:
-        votes = votes_of(data, split.train)
-        ties = ties_of(data, split.train) if self.ties != "off" else no_votes()
-        theta, self.tie_weight = fit_bradley_terry(
-            votes.win,
-            votes.lose,
+        self.theta, self.tie_weight = global_fit(
+            votes_of(data, split.train),
+            self.training_ties(data, split.train),
             data.num_llms,
+            self.ties,
             l2=self.l2,
-            tie_a=ties.win,
-            tie_b=ties.lose,
-            tie_model="half" if self.ties == "half" else "davidson",
-            return_tie_weight=True,
         )
-        self.theta = theta[0]
 
     def score(self, data: RoutingData, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.theta, (len(users), len(self.theta))).copy()

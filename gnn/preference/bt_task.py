@@ -5,33 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from gnn.data import RoutingData, Split
-from gnn.preference.base import (
-    DEFAULT_TIES,
-    PreferenceRouter,
-    check_ties,
-    no_votes,
-    ties_of,
-    votes_of,
-)
+from gnn.preference.base import BradleyTerryRouter, votes_of
 from gnn.preference.shrinkage import fit_shrunk, global_fit
 
 __all__ = ["TaskBradleyTerryRouter"]
 
 
-class TaskBradleyTerryRouter(PreferenceRouter):
+class TaskBradleyTerryRouter(BradleyTerryRouter):
     """``score(u, q, l) = theta[task(q), l]``; the shrinkage is tuned on validation votes."""
 
     name = "bt_task"
 
-    def __init__(
-        self, seed: int = 0, *, l2: float | None = None, ties: str = DEFAULT_TIES, **config: object
-    ) -> None:
-        super().__init__(seed, l2=l2, ties=ties, **config)
-        self.l2, self.ties = l2, check_ties(ties)
-
     def _fit(self, data: RoutingData, split: Split) -> None:
         train, val = votes_of(data, split.train), votes_of(data, split.val)
-        ties = ties_of(data, split.train) if self.ties != "off" else no_votes()
+        ties = self.training_ties(data, split.train)
         base, self.tie_weight = global_fit(train, ties, data.num_llms, self.ties)
         self.theta, self.chosen_l2 = fit_shrunk(
             train,

@@ -19,16 +19,16 @@ def log_loss(prob: np.ndarray) -> float:
 
 
 def global_fit(
-    train: Votes, ties: Votes, n_items: int, tie_model: str = "davidson"
+    train: Votes, ties: Votes, n_items: int, tie_model: str = "davidson", *, l2: float = 1e-2
 ) -> tuple[np.ndarray, float]:
-    """The global strengths the groups are shrunk to (``l2 = 0.01``, ``ties`` entering by
-    ``tie_model``; "off" ignores them), and Davidson's tie weight (0 without)."""
+    """The global strengths (one per LLM) the groups are shrunk to, ``ties`` entering by
+    ``tie_model`` ("off" ignores them), and Davidson's tie weight (0 without)."""
     tie_model, ties = ("davidson", no_votes()) if tie_model == "off" else (tie_model, ties)
     theta, nu = fit_bradley_terry(
         train.win,
         train.lose,
         n_items,
-        l2=1e-2,
+        l2=l2,
         tie_a=ties.win,
         tie_b=ties.lose,
         tie_model=tie_model,
