@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
+from gnn.cost_completion import complete_costs
 from graphdb.outcomes import outcome_matrices
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
@@ -92,17 +93,29 @@ class RoutingData:
         known = ~np.isnan(self.performance[queries])
         return known | ~known.any(axis=1, keepdims=True)
 
+    def completed_cost(self, reference: np.ndarray | None = None) -> np.ndarray:
+        """(Q, L) the logged costs, and on partially logged queries (logs hold the served
+        LLM's answer only) the unlogged ones estimated from the LLMs' rates on the
+        ``reference`` queries (:func:`gnn.cost_completion.complete_costs`)."""
+        return complete_costs(self.cost, self.query_task, reference)
+
     def cost_range(self, reference: np.ndarray | None = None) -> np.ndarray:
-        """(T, 2) each task's min and max cost over ``reference`` queries (default: all)."""
-        return task_cost_range(self.cost, self.query_task, len(self.task_ids), reference)
+        """(T, 2) each task's min and max (completed) cost over ``reference`` queries
+        (default: all)."""
+        return self._cost_range(self.completed_cost(reference), reference)
 
     def cost_norm(self, reference: np.ndarray | None = None) -> np.ndarray:
-        """Costs min-max normalised within each task (as the user simulation does).
+        """Costs (completed: :meth:`completed_cost`) min-max normalised within each task
+        (as the user simulation does).
 
         With a ``reference`` query mask, each task's min and max come from those
         queries only (a router must not learn its scale from test costs).
         """
-        return normalise_cost(self.cost, self.query_task, self.cost_range(reference))
+        cost = self.completed_cost(reference)
+        return normalise_cost(cost, self.query_task, self._cost_range(cost, reference))
+
+    def _cost_range(self, cost: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
+        return task_cost_range(cost, self.query_task, len(self.task_ids), reference)
 
     def with_decisions(self, keep: np.ndarray) -> RoutingData:
         """A copy with only the decisions in ``keep`` (a mask or indices)."""
@@ -115,9 +128,13 @@ class RoutingData:
         )
 
     def reward(self, users: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        """(N, L) reward of every LLM for each (user, query) under the user's own alpha."""
+        """(N, L) reward of every LLM for each (user, query) under the user's own alpha, with
+        the logged costs normalised by the logged ranges (the simulation's scale; no
+        estimated cost enters a score)."""
         alpha = self.user_alpha[users][:, None]
-        return utility(alpha, self.performance[queries], self.cost_norm()[queries])
+        ranges = self._cost_range(self.cost, None)
+        cost = normalise_cost(self.cost[queries], self.query_task[queries], ranges)
+        return utility(alpha, self.performance[queries], cost)
 
 
 def _preferences(

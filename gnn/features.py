@@ -67,7 +67,9 @@ class RouterFeatures:
         self.val_ids = [data.query_ids[i] for i in np.flatnonzero(split.val)]
         self.task_cost_range = np.zeros((len(self.task_ids), 2))
         self.task_cost_range[[position[t] for t in data.task_ids]] = data.cost_range(split.train)
-        cost_norm = np.nan_to_num(data.cost_norm(split.train), nan=0.0)
+        # Normalised costs, unlogged ones estimated on partially logged queries (NaN: unknown).
+        self.cost_estimate = data.cost_norm(split.train)
+        cost_norm = np.nan_to_num(self.cost_estimate, nan=0.0)
         self.query_emb = data.query_emb
         self.ref_perf, self.ref_cost = reference_outcomes(data, split.train, cost_norm)
         self.q_x = torch.tensor(data.query_emb, dtype=torch.float32, device=dev)
@@ -251,7 +253,8 @@ class RouterFeatures:
         """(query, LLM) pairs whose outcome was not logged (NaN in ``perf``, (Q, L)) but a
         user's choice there shows was a failure (``gnn.priors.choice_bounds``, with the
         choosing user's logged weight, the chosen LLM's logged outcome and the others'
-        costs where logged, else their prior): with 0/1 scores, a bound below 1 (0.95,
+        costs where logged, else estimated (``RoutingData.completed_cost``), else their
+        prior): with 0/1 scores, a bound below 1 (0.95,
         for the estimated costs); with graded scores, a bound at or below 0. Only LLMs
         with training outcomes on the query's task count as candidates."""
         known = ~np.isnan(perf)
@@ -262,7 +265,10 @@ class RouterFeatures:
             return none, none
         dq, dl, weight = queries[ok], llms[ok], weight[ok]
         prior = self.prior.cpu().numpy()
-        candidate_cost = np.where(known[dq], cost[dq], prior[dq, :, 1])
+        estimate = np.where(
+            np.isnan(self.cost_estimate[dq]), prior[dq, :, 1], self.cost_estimate[dq]
+        )
+        candidate_cost = np.where(known[dq], cost[dq], estimate)
         bound = choice_bounds(weight, perf[dq, dl], cost[dq, dl], candidate_cost)
         limit = 0.95 if np.isin(perf[known], (0.0, 1.0)).all() else 0.0
         rows, cols = np.nonzero((bound < limit) & ~known[dq] & (prior[dq, :, 2] > 0))
@@ -273,8 +279,9 @@ class RouterFeatures:
 
     def _add_failures(self) -> None:
         """Training outcomes nobody logged that the training decisions show were failures
-        join the reference outcomes (score 0, the prior's cost; ``self.inferred``), so
-        the prior, the neighbours' messages and the training targets know them."""
+        join the reference outcomes (score 0; the estimated cost, else the prior's;
+        ``self.inferred``), so the prior, the neighbours' messages and the training
+        targets know them."""
         self.inferred = np.zeros(self.ref_perf.shape, dtype=bool)
         du, dq, dl, _ = (t.cpu().numpy() for t in self.dec)
         q, m = self.failures(du, dq, dl, self.ref_perf, self.ref_cost)
@@ -282,7 +289,10 @@ class RouterFeatures:
             return
         self.inferred[q, m] = True
         self.ref_perf[q, m] = 0.0
-        self.ref_cost[q, m] = self.prior.cpu().numpy()[q, m, 1]
+        estimate = self.cost_estimate[q, m]
+        self.ref_cost[q, m] = np.where(
+            np.isnan(estimate), self.prior.cpu().numpy()[q, m, 1], estimate
+        )
         self.set_prior()
         self.neigh = self.all_neighbours()
 
