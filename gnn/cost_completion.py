@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["complete_costs"]
+__all__ = ["complete_costs", "partial_rows"]
 
 
 def complete_costs(
@@ -58,6 +58,14 @@ def complete_costs(
     estimate[:, ~rated] = np.nan
     estimate[:, ~rated & _all_zero(cost, in_reference)] = 0.0
     return np.where(partial[:, None] & ~known, estimate, cost)
+
+
+def partial_rows(cost: np.ndarray) -> tuple[int, int]:
+    """How many rows of ``cost`` (Q, L; NaN: not logged) are logged for some LLMs only, and
+    how many entries those rows lack."""
+    known = np.isfinite(cost)
+    partial = known.any(axis=1) & ~known.all(axis=1)
+    return int(partial.sum()), int((~known[partial]).sum())
 
 
 def _fit_rates(

@@ -365,6 +365,23 @@ def _cost_note(data, chars) -> tuple[str | None, dict | None]:  # type: ignore[n
     return note, {"counts": est.counts(), "estimated_by": est.methods()}
 
 
+def _partial_cost_note(data) -> tuple[str | None, dict | None]:  # type: ignore[no-untyped-def]
+    """Where logs hold the served LLM's outcome only: how many costs were estimated
+    (gnn.cost_completion), as a note and as JSON."""
+    from gnn.cost_completion import partial_rows
+
+    queries, missing = partial_rows(data.cost)
+    if not queries:
+        return None, None
+    note = (
+        f"note: {queries} of {len(data.query_ids)} queries have costs logged for some LLMs "
+        f"only; the {missing} unlogged costs are estimated (log cost = query size + LLM "
+        "rate, fitted on each split's training queries) for the cost scale, normalised "
+        "costs and what choices imply; scores use logged costs only"
+    )
+    return note, {"queries": queries, "estimated": missing}
+
+
 def _print_results(
     data, seeds, comparison, fewshot, as_json: bool, pairwise=None, chars=None
 ) -> None:  # type: ignore[no-untyped-def]
@@ -385,6 +402,9 @@ def _print_results(
         if pairwise is not None:
             out["pairwise"] = pairwise.as_dict()
             out["note"], out["costs"] = _cost_note(data, chars)
+        _, partial = _partial_cost_note(data)
+        if partial is not None:
+            out["partial_costs"] = partial
         if comparison is not None:
             out["routers"] = comparison.summary()
             out["per_user"] = comparison.user_summary()
@@ -403,6 +423,9 @@ def _print_results(
     )
     if comparison is not None:
         click.echo(comparison.table())
+    partial_note, _ = _partial_cost_note(data)
+    if partial_note:
+        click.echo(partial_note)
     if pairwise is not None:
         note, _ = _cost_note(data, chars)
         if note:

@@ -135,3 +135,22 @@ def test_evaluate_reports_the_few_shot_settings(tmp_path):
     assert run["shots"]["3"]["reward"] == pytest.approx(lookup["3"]["reward"][0])
     bad = CliRunner().invoke(cli, [*args, "--settings", "new_user", "--routers", "mlp_imitate"])
     assert bad.exit_code == 2 and "need the gnn router" in bad.output
+
+
+def test_evaluate_says_which_costs_it_estimated_on_chosen_only_logs(tmp_path):
+    from workloads.simulate import fixed_test_queries, hide_unchosen_outcomes, load_outcomes
+
+    url = build_store(tmp_path)
+    with open_store(url) as store:
+        hidden = hide_unchosen_outcomes(store, load_outcomes(store), fixed_test_queries(store))
+    args = ["--store", url, "evaluate", "--routers", "cheapest,best_llm_per_user_task"]
+    table = CliRunner().invoke(cli, [*args, "--seeds", "0"])
+    assert table.exit_code == 0, table.output
+    found = re.search(
+        r"note: (\d+) of 200 queries have costs logged for some LLMs only", table.output
+    )
+    assert found and int(found.group(1)) > 0, table.output
+    as_json = json.loads(CliRunner().invoke(cli, [*args, "--seeds", "0", "--json"]).stdout)
+    partial = as_json["partial_costs"]
+    assert partial["queries"] == int(found.group(1))
+    assert 0 < partial["estimated"] <= hidden.removed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gnn.cost_completion import complete_costs
+from gnn.cost_completion import complete_costs, partial_rows
 from gnn.data import RoutingData
 
 SIZE = np.array([1.0, 2.0, 4.0, 0.5, 3.0, 1.5])
@@ -105,3 +105,11 @@ def test_one_served_llm_per_query_still_gives_the_price_ratios():
     cost = np.full(full.shape, np.nan)
     cost[np.arange(len(task)), served] = full[np.arange(len(task)), served]
     np.testing.assert_allclose(complete_costs(cost, task), full, rtol=1e-6)
+
+
+def test_partial_rows_counts_rows_and_their_missing_entries():
+    cost = FULL.copy()
+    cost[0, 2] = cost[1, [0, 1]] = np.nan
+    cost[2] = np.nan  # no cost at all: not partial
+    assert partial_rows(cost) == (2, 3)
+    assert partial_rows(FULL) == (0, 0)
