@@ -10,9 +10,11 @@ price times the query's length, so the log cost is additive::
     log cost(q, l) ~ s_q + r_l
 
 (the LLM's rate ``r_l`` and the query's size ``s_q``; RouterBench's logged costs
-fit it with a residual standard deviation of 0.05). The rates are fitted on the
-reference rows' positive logged costs by alternating means; each partial row's
-size comes from its own logged costs; every unlogged entry is ``exp(s_q + r_l)``.
+fit it with a residual standard deviation of 0.05). The rates are fitted by least
+squares on the reference rows' positive logged costs (each query's size shrunk a
+little towards its task's mean, so that logs with one served LLM per query still
+identify them); each partial row's size comes from its own logged costs; every
+unlogged entry is ``exp(s_q + r_l)``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def complete_costs(
     where unlogged; entries of an LLM without a positive reference cost stay NaN.
     """
     known = np.isfinite(cost)
-    partial = known.any(axis=1) & ~known.all(axis=1)
+    partial = _partial(known)
     if not partial.any():
         return cost
     in_reference = known if reference is None else known & np.asarray(reference, bool)[:, None]
@@ -64,8 +66,13 @@ def partial_rows(cost: np.ndarray) -> tuple[int, int]:
     """How many rows of ``cost`` (Q, L; NaN: not logged) are logged for some LLMs only, and
     how many entries those rows lack."""
     known = np.isfinite(cost)
-    partial = known.any(axis=1) & ~known.all(axis=1)
+    partial = _partial(known)
     return int(partial.sum()), int((~known[partial]).sum())
+
+
+def _partial(known: np.ndarray) -> np.ndarray:
+    """(Q,) rows with some but not all entries known."""
+    return known.any(axis=1) & ~known.all(axis=1)
 
 
 def _fit_rates(
