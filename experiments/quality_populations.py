@@ -43,7 +43,8 @@ from workloads.simulate import Outcomes, simulate_cost_efficiency
 POPULATIONS = ("rb9", "beta13", "sparse", "chosen", "synth")
 ROUTERS = (
     "gnn,best_llm_per_user_task,best_llm_per_user,logistic_outcomes,mlp_outcomes,"
-    "mf_outcomes,knn_outcomes"
+    "mf_outcomes,knn_outcomes,imitate_user,imitate_user_task,knn_imitate,mlp_imitate,"
+    "mf_imitate"
 )
 
 
