@@ -11,11 +11,13 @@ without retraining.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
 from gnn.data import RoutingData, Split
-from gnn.graph import neighbour_outcomes, reference_outcomes
+from gnn.graph import OutcomeNeighbourhood, neighbour_outcomes, reference_outcomes
 from gnn.priors import choice_bounds, implied_weights, latent_difficulty_prior, task_llm_prior
 from prcore.errors import ProuterError
 from prcore.utility import normalise_cost
@@ -54,6 +56,7 @@ class RouterFeatures:
         task_ids: list[str] | None = None,
     ) -> None:
         self.device = dev = device
+        self._standing_lock = threading.Lock()
         self.k = neighbours
         self.personalized = personalized
         self.task_ids = list(task_ids or data.task_ids)
@@ -87,6 +90,17 @@ class RouterFeatures:
             pairs = np.flatnonzero(split.train[data.pref_query])
         *self.dec, self.cand = self.decisions(data, decisions, pairs)
         self._add_failures()
+
+    def __getstate__(self) -> dict:
+        """Pickled (DDP workers) without the lock and the standing index (rebuilt lazily)."""
+        state = self.__dict__.copy()
+        state.pop("_standing_lock")
+        state["_standing"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._standing_lock = threading.Lock()
 
     # -- decisions and outcomes ----------------------------------------------------
     def decisions(
@@ -153,14 +167,27 @@ class RouterFeatures:
     # -- neighbours and prior ---------------------------------------------------------
     def neighbours(self, emb: np.ndarray, same: np.ndarray | None = None) -> torch.Tensor:
         """Outcome messages (B, L, 3) for query embeddings ``emb``; ``same[i]`` is the row
-        of query i in the data (so it never hears its own outcomes), or -1."""
-        nb = neighbour_outcomes(
-            emb, self.query_emb, self.ref_perf, self.ref_cost, k=self.k, same=same
-        )
+        of query i in the data (so it never hears its own outcomes), or -1. New queries
+        (no ``same``: route-time lookups) search a standing index of the reference
+        outcomes, kept until they change."""
+        if same is None:
+            nb = self._standing_neighbourhood().messages(emb, k=self.k)
+        else:
+            nb = neighbour_outcomes(
+                emb, self.query_emb, self.ref_perf, self.ref_cost, k=self.k, same=same
+            )
         return torch.from_numpy(nb).to(self.device)
 
+    def _standing_neighbourhood(self) -> OutcomeNeighbourhood:
+        with self._standing_lock:  # serving threads look up at once
+            if self._standing is None:
+                self._standing = OutcomeNeighbourhood(self.query_emb, self.ref_perf, self.ref_cost)
+            return self._standing
+
     def all_neighbours(self) -> torch.Tensor:
-        """The outcome messages of every query of the data."""
+        """The outcome messages of every query of the data (the reference outcomes
+        changed: the standing index of :meth:`neighbours` is dropped)."""
+        self._standing: OutcomeNeighbourhood | None = None
         return self.neighbours(self.query_emb, np.arange(len(self.query_emb)))
 
     def few_shot_neighbours(self, rng: np.random.Generator, max_shots: int) -> torch.Tensor:

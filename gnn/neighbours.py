@@ -387,8 +387,7 @@ def _approx(
     for start in range(0, len(q), _APPROX_BATCH):
         rows = slice(start, min(start + _APPROX_BATCH, len(q)))
         found = index.search(q[rows], wanted, threads=cfg.threads)
-        keys = np.asarray(found.keys).reshape(-1, wanted).astype(np.int64)
-        counts = np.asarray(found.counts).reshape(-1)
+        keys, counts = _match_rows(found, wanted)
         valid = np.arange(wanted)[None, :] < counts[:, None]
         if exclude is not None:
             valid &= keys != exclude[rows, None]
@@ -399,3 +398,15 @@ def _approx(
         top, s = _sorted(keys, sim)
         idx[rows], sim_out[rows] = top[:, :k], s[:, :k]
     return idx, sim_out
+
+
+def _match_rows(found: Any, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, wanted) keys and (rows,) counts of a usearch result: a batch of rows, or
+    the single-row ``Matches`` a one-row search returns (its keys not padded)."""
+    if hasattr(found, "counts"):
+        keys = np.asarray(found.keys).reshape(-1, wanted).astype(np.int64)
+        return keys, np.asarray(found.counts).reshape(-1)
+    got = np.asarray(found.keys).astype(np.int64)[:wanted]
+    keys = np.zeros((1, wanted), dtype=np.int64)
+    keys[0, : len(got)] = got
+    return keys, np.array([len(got)])

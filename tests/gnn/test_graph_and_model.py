@@ -10,6 +10,7 @@ from gnn.graph import (
     ANSWERED_BY,
     CHOSE,
     SIMILAR,
+    OutcomeNeighbourhood,
     build_graph,
     knn_train_neighbours,
     neighbour_outcomes,
@@ -99,3 +100,34 @@ def test_users_change_scores_only_when_personalized():
     c = model.utility(torch.randn(2, 16), torch.sigmoid(perf), cost, weight)
     torch.testing.assert_close(c[0], 0.25 * torch.sigmoid(perf[0]) - 0.75 * cost[0])
     torch.testing.assert_close(c[1], a[1])
+
+
+def test_a_kept_neighbourhood_gives_the_one_off_messages():
+    rng = np.random.default_rng(0)
+    ref, queries = rng.normal(size=(60, 8)), rng.normal(size=(7, 8))
+    perf = np.where(rng.random((60, 3)) < 0.3, np.nan, rng.random((60, 3)))
+    cost = rng.random((60, 3))
+    kept = OutcomeNeighbourhood(ref, perf, cost)
+    for _ in range(2):  # the same answer on every lookup
+        np.testing.assert_array_equal(
+            kept.messages(queries, k=4), neighbour_outcomes(queries, ref, perf, cost, k=4)
+        )
+
+
+def test_route_time_lookups_keep_the_index_until_the_outcomes_change(routing_data, routing_split):
+    from gnn.features import RouterFeatures
+
+    f = RouterFeatures(
+        routing_data, routing_split, device=torch.device("cpu"), neighbours=5, personalized=True
+    )
+    new = routing_data.query_emb[:3] + 0.01
+    first = f.neighbours(new)
+    kept = f._standing
+    assert kept is not None
+    np.testing.assert_array_equal(f.neighbours(new).numpy(), first.numpy())
+    assert f._standing is kept
+    test = np.flatnonzero(routing_split.test)
+    f.add_outcomes(routing_data, test, 0)  # more reference outcomes for LLM 0
+    assert f._standing is not kept
+    expected = neighbour_outcomes(new, f.query_emb, f.ref_perf, f.ref_cost, k=5)
+    np.testing.assert_array_equal(f.neighbours(new).numpy(), expected)

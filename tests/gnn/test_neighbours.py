@@ -203,3 +203,18 @@ def test_cli_flag_sets_the_mode(tmp_path, monkeypatch):
     assert (
         result.exit_code == 2 and "'fast' is not one of 'auto', 'exact', 'approx'" in result.output
     )
+
+
+@pytest.mark.parametrize("n_base", [30, 300])
+def test_a_standing_approx_index_answers_a_single_query(n_base):
+    """Route lookups search a kept index one query at a time: usearch then answers with a
+    single-row result (no per-row counts, fewer keys than asked for a small base)."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(n_base, 8))
+    index = NeighbourIndex(base, mode="approx")
+    for row in (0, n_base - 1):
+        found = index.search(base[row : row + 1], 50)
+        exact = nearest(base[row : row + 1], base, 50, mode="exact")
+        assert found.indices.shape == exact.indices.shape == (1, min(50, n_base))
+        assert found.indices[0, 0] == row
+        np.testing.assert_allclose(found.similarities[0, 0], 1.0, atol=1e-5)
