@@ -95,8 +95,8 @@ def _time(value: str | None, what: str) -> datetime | None:
 def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -> RoutingData:
     """``data`` restricted to the users and the time window of ``spec``.
 
-    Pairwise judgements (PREFERRED) follow the user filter; the time window
-    applies to decisions (CHOSE) only."""
+    Pairwise judgements (PREFERRED, ties included) follow the user filter; the time
+    window applies to decisions (CHOSE) only."""
     keep = np.ones(len(data.dec_user), dtype=bool)
     user_ids = list(data.user_ids)
     if spec.users is not None:
@@ -120,6 +120,11 @@ def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -
     old_to_new = np.array([new_index.get(u, -1) for u in data.user_ids], dtype=np.int64)
     keep &= old_to_new[data.dec_user] >= 0
     pairs = old_to_new[data.pref_user] >= 0
+    # Ties follow the users where they know theirs (loaded from the graph, not older exports).
+    ties = old_to_new[data.tie_user] >= 0
+    if len(data.tie_user) != len(data.tie_query):
+        ties = np.ones(len(data.tie_query), dtype=bool)
+    paired = len(data.tie_a) == len(data.tie_b) == len(data.tie_query)
     if not keep.any() and not pairs.any():
         raise ProuterError(f"no decision left in the subgraph {spec.as_dict()}")
     kept = data.with_decisions(keep)
@@ -132,6 +137,10 @@ def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -
         pref_query=data.pref_query[pairs],
         pref_win=data.pref_win[pairs],
         pref_lose=data.pref_lose[pairs],
+        tie_user=old_to_new[data.tie_user[ties]] if len(data.tie_user) else data.tie_user,
+        tie_query=data.tie_query[ties],
+        tie_a=data.tie_a[ties] if paired else data.tie_a[:0],
+        tie_b=data.tie_b[ties] if paired else data.tie_b[:0],
     )
 
 
@@ -157,6 +166,9 @@ def _fingerprint(data: RoutingData, split: Split, spec: SubgraphSpec) -> str:
         data.pref_win,
         data.pref_lose,
         data.tie_query,
+        data.tie_user,  # no bytes without ties: the fingerprints of such exports are unchanged
+        data.tie_a,
+        data.tie_b,
         split.train,
         split.val,
         split.test,
@@ -188,6 +200,10 @@ def export_training_subgraph(
         np.stack([data.pref_user, data.pref_query, data.pref_win, data.pref_lose])
     )
     g.tie_queries = torch.from_numpy(data.tie_query)
+    if len(data.tie_a) == len(data.tie_b) == len(data.tie_user) == len(data.tie_query):
+        g.ties = torch.from_numpy(  # (user, query, one LLM, the other): the GNN trains on them
+            np.stack([data.tie_user, data.tie_query, data.tie_a, data.tie_b]).astype(np.int64)
+        )
     g.fingerprint = _fingerprint(data, split, spec)
     g.spec = spec.as_dict()
     directory.mkdir(parents=True, exist_ok=True)
@@ -215,6 +231,8 @@ def load_training_subgraph(path: str | Path) -> TrainingSubgraph:
         raise ProuterError(f"{path} is not a training-subgraph export")
     q, m, u = g["query"], g["llm"], g["user"]
     dec, pref = g.decisions.numpy(), g.preferences.numpy()
+    # Older exports kept only the ties' queries.
+    ties = g.ties.numpy() if getattr(g, "ties", None) is not None else None
     data = RoutingData(
         query_ids=list(q.ids),
         query_task=q.task.numpy(),
@@ -237,6 +255,7 @@ def load_training_subgraph(path: str | Path) -> TrainingSubgraph:
         pref_win=pref[2],
         pref_lose=pref[3],
         tie_query=g.tie_queries.numpy(),
+        **({"tie_user": ties[0], "tie_a": ties[2], "tie_b": ties[3]} if ties is not None else {}),
     )
     split = Split(train=q.train_mask.numpy(), val=q.val_mask.numpy(), test=q.test_mask.numpy())
     return TrainingSubgraph(g, data, split, g.fingerprint, dict(g.spec))

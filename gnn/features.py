@@ -89,6 +89,7 @@ class RouterFeatures:
         if pairs is None:
             pairs = np.flatnonzero(split.train[data.pref_query])
         *self.dec, self.cand = self.decisions(data, decisions, pairs)
+        self.ties = self.tie_rows(data, split.train)
         self._add_failures()
 
     def __getstate__(self) -> dict:
@@ -128,6 +129,29 @@ class RouterFeatures:
             ]
         )
         return users, queries, llms, rewards, cand
+
+    def tie_rows(self, data: RoutingData, mask: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """(user, query, one LLM, the other, candidates (T, L): the two) of the tie
+        judgements on the queries in ``mask`` (none where the data keeps no tie pairs);
+        each trains as two half-weighted choices (``gnn.fitting.tie_nll_terms``)."""
+        n = len(data.tie_query)
+        if n and len(data.tie_a) == len(data.tie_b) == len(data.tie_user) == n:
+            t = np.flatnonzero(mask[data.tie_query])
+        else:
+            t = np.zeros(0, dtype=np.int64)
+        rows = (
+            [
+                torch.from_numpy(np.asarray(a[t], dtype=np.int64)).to(self.device)
+                for a in (data.tie_user, data.tie_query, data.tie_a, data.tie_b)
+            ]
+            if len(t)
+            else [torch.zeros(0, dtype=torch.long, device=self.device)] * 4
+        )
+        cand = torch.zeros((len(t), data.num_llms), dtype=torch.bool, device=self.device)
+        ar = torch.arange(len(t), device=self.device)
+        cand[ar, rows[2]] = True
+        cand[ar, rows[3]] = True
+        return (*rows, cand)
 
     def _observed(
         self, data: RoutingData, mask: np.ndarray, cost_norm: np.ndarray

@@ -47,6 +47,7 @@ __all__ = [
     "fit_network",
     "outcome_loss",
     "select_residual_scale",
+    "tie_nll_terms",
     "training_targets",
 ]
 
@@ -133,6 +134,7 @@ class TrainingTargets:
     # Logged outcomes that are a biased sample (only what was chosen) would teach the
     # performance head their bias back: it then keeps the latent-difficulty prior (0).
     perf_weight: float
+    val_ties: tuple[torch.Tensor, ...] | None = None  # validation ties (RouterFeatures.tie_rows)
 
 
 def training_targets(features: RouterFeatures, data: RoutingData, split: Split) -> TrainingTargets:
@@ -146,6 +148,7 @@ def training_targets(features: RouterFeatures, data: RoutingData, split: Split) 
             np.flatnonzero(split.val[data.pref_query]),
         ),
         perf_weight=0.0 if features.incomplete else 1.0,
+        val_ties=features.tie_rows(data, split.val),
     )
 
 
@@ -163,6 +166,26 @@ def choice_nll_terms(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     """Per row, the listwise negative log-likelihood of a set-valued choice (softmax over
     the candidates ``scores``; the choice is any of ``targets``)."""
     return scores.logsumexp(1) - scores.masked_fill(~targets, -1e9).logsumexp(1)
+
+
+def tie_nll_terms(
+    inference: RouterInference,
+    h_u: torch.Tensor,
+    ties: tuple[torch.Tensor, ...],
+    perf: torch.Tensor,
+    cost: torch.Tensor,
+) -> torch.Tensor:
+    """Per tie (``RouterFeatures.tie_rows``; ``h_u`` its user's state), the negative
+    log-likelihood of two half-weighted choices between its two LLMs: one wins with
+    weight 1/2, the other with weight 1/2 (minimal at even odds)."""
+    model = inference.model
+    _, queries, a, b, cand = ties
+    utility = model.utility(h_u, perf[queries], cost[queries])
+    scores = (model.temperature * utility).masked_fill(~cand, -1e9)
+    none = torch.zeros_like(cand)
+    first = choice_nll_terms(scores, none.scatter(1, a[:, None], True))
+    second = choice_nll_terms(scores, none.scatter(1, b[:, None], True))
+    return 0.5 * (first + second)
 
 
 def _choice_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -195,13 +218,18 @@ def decision_loss(
     tied: torch.Tensor,
     perf: torch.Tensor,
     cost: torch.Tensor,
+    tie_nll: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Choice likelihood plus the logged rewards' squared error, both given the
-    outcomes the users saw (``perf``, ``cost``: see ``RouterFeatures.filled``)."""
+    outcomes the users saw (``perf``, ``cost``: see ``RouterFeatures.filled``).
+    ``tie_nll`` (:func:`tie_nll_terms`) join the choices' mean, one row per tie."""
     model = inference.model
     utility = model.utility(h_u, perf[queries], cost[queries])
     scores = (model.temperature * utility).masked_fill(~cand, -1e9)
-    loss = _choice_nll(scores, tied)
+    if tie_nll is None or not len(tie_nll):
+        loss = _choice_nll(scores, tied)
+    else:
+        loss = torch.cat([choice_nll_terms(scores, tied), tie_nll]).mean()
     logged = ~rewards.isnan()
     if logged.any():
         chosen = utility.gather(1, llms[:, None])[:, 0]
@@ -216,9 +244,10 @@ def validate(
     reward_weight: float,
     val: tuple[torch.Tensor, ...],
     outcomes: tuple[torch.Tensor, ...],
+    ties: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[float, float, float]:
     """Validation routing accuracy, the validation loss that selects checkpoints, and
-    its outcome part.
+    its outcome part (``ties``: validation ties, in the decision loss as in training).
 
     The loss is the decision loss (choice likelihood and logged rewards' error)
     on held-out queries given the outcomes the users saw there, plus the outcome
@@ -239,8 +268,23 @@ def validate(
     routed = routed.masked_fill(~v_c, -1e9)
     tied = features.tied_with_choice(v_q, v_l, v_c)
     filled = features.filled(perf, cost)
-    loss = decision_loss(inference, reward_weight, h_u[v_u], v_q, v_l, v_r, v_c, tied, *filled)
+    tie_nll = None
+    if ties is not None and len(ties[0]):
+        tie_nll = tie_nll_terms(inference, h_u[ties[0]], ties, *filled)
+    loss = decision_loss(
+        inference, reward_weight, h_u[v_u], v_q, v_l, v_r, v_c, tied, *filled, tie_nll=tie_nll
+    )
     return float((routed.argmax(1) == v_l).float().mean()), float(loss) + outcome, outcome
+
+
+def _ties_left_out(inference: RouterInference) -> None:
+    """Say so when training ties are left out (mini-batch and distributed training)."""
+    if len(inference.features.ties[0]):
+        log.warning(
+            "%d training ties are left out: ties train in full-batch, single-process "
+            "training only (batch_size=0, processes=1)",
+            len(inference.features.ties[0]),
+        )
 
 
 def fit_network(
@@ -261,6 +305,7 @@ def fit_network(
     ``cfg.batch_size > 0``) in mini-batches (:func:`gnn.minibatch.fit_minibatch`)."""
     processes = int(getattr(cfg, "processes", 1))
     if processes > 1:
+        _ties_left_out(inference)
         from gnn.distributed import fit_distributed  # imports this module
 
         return fit_distributed(inference, data, split, cfg, rng=rng, processes=processes)
@@ -268,6 +313,7 @@ def fit_network(
 
     batch_size = batch_plan(inference, int(getattr(cfg, "batch_size", 0)))
     if batch_size:
+        _ties_left_out(inference)
         return fit_minibatch(
             inference,
             data,
@@ -281,6 +327,7 @@ def fit_network(
     model, features = inference.model, inference.features
     du, dq, dl, dr = features.dec
     cand = features.cand
+    tu = features.ties[0]
     targets = training_targets(features, data, split)
     pq, pl, o_perf, oq, ol, o_cost = targets.outcomes
     tied = features.tied_with_choice(dq, dl, cand)
@@ -305,8 +352,24 @@ def fit_network(
         total, count = model.user_states(msgs, du, features.num_users)
         others = (count[du] - 1 + cfg.prior_decisions).clamp(min=1)
         h_u = (total[du] - msgs) / others  # leave the target's own decision out
+        tie_nll = None
+        if len(tu):  # ties are not in the users' states: the whole state describes them
+            h_t = total[tu] / (count[tu] + cfg.prior_decisions).clamp(min=1)
+            tie_nll = tie_nll_terms(inference, h_t, features.ties, seen_p, seen_c)
         loss = (
-            decision_loss(inference, cfg.reward_weight, h_u, dq, dl, dr, cand, tied, seen_p, seen_c)
+            decision_loss(
+                inference,
+                cfg.reward_weight,
+                h_u,
+                dq,
+                dl,
+                dr,
+                cand,
+                tied,
+                seen_p,
+                seen_c,
+                tie_nll=tie_nll,
+            )
             + cfg.aux_weight * aux
         )
         check_finite_loss(loss, epoch)
@@ -314,7 +377,9 @@ def fit_network(
         loss.backward()
         optim.step()
 
-        validation = validate(inference, cfg.reward_weight, targets.val, targets.val_outcomes)
+        validation = validate(
+            inference, cfg.reward_weight, targets.val, targets.val_outcomes, targets.val_ties
+        )
         bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{validation[0]:.3f}")
         if stopping.update(epoch, loss.item(), validation, started):
             break

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from gnn.data import RoutingData, Split
+from gnn.preference.calibration import VoteCalibration
 from prcore.errors import ProuterError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def router_state(router: GNNRouter) -> dict[str, object]:
         "val_queries": router.features.val_ids,
         "best_epoch": router.best_epoch,
         "residual_scale": router.inference.residual_scale,
+        "vote_temperature": router.calibration.as_dict(),
     }
 
 
@@ -88,6 +90,8 @@ def restore_router(
     if not isinstance(scale, int | float) or not 0.0 <= float(scale) <= 1.0:
         raise ProuterError(f"the checkpoint's residual_scale {scale!r} is not a number in [0, 1]")
     router.inference.residual_scale = float(scale)
+    # Older checkpoints: uncalibrated (1 and 1); VoteCalibration range-checks the values.
+    router.calibration = VoteCalibration.from_state(state.get("vote_temperature"))
     router.inference.invalidate()
     router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
     return router

@@ -34,6 +34,7 @@ from gnn.fitting import fit_network, select_residual_scale
 from gnn.inference import Prediction, RouterInference
 from gnn.minibatch import inference_chunk
 from gnn.model import PersonalizedRouterGNN
+from gnn.preference.calibration import VoteCalibration, fit_temperature
 from gnn.router_state import restore_router, router_state
 from gnn.routers.base import Router
 
@@ -83,6 +84,7 @@ class GNNRouter(Router):
         self.progress = progress
         self.history: list[dict[str, float]] = []
         self.best_epoch = -1
+        self.calibration = VoteCalibration()  # vote-probability temperatures (fit_calibration)
 
     def _prepare(self, data: RoutingData, split: Split, **graph: object) -> None:
         """Build the features of ``data`` (``graph``: see :class:`RouterFeatures`) and a
@@ -131,6 +133,39 @@ class GNNRouter(Router):
         )
         self.history, self.best_epoch = result.history, result.best_epoch
         select_residual_scale(self.inference, data, split)
+        self.fit_calibration(data, split)
+
+    def fit_calibration(self, data: RoutingData, split: Split) -> VoteCalibration:
+        """Fit and keep the vote-probability temperatures (:class:`VoteCalibration`) on the
+        non-tie votes of validation queries: ``known`` with the users' states as trained,
+        ``new`` with every state emptied (each voter as a user the router knows nothing
+        about). Only softening (T >= 1): sharpening on a few validation votes would
+        extrapolate their luck. 1 and 1 without validation votes."""
+        from gnn.preference.base import votes_of
+
+        val = votes_of(data, split.val, choices=False)
+        self.calibration = VoteCalibration()
+        if len(val) == 0:
+            return self.calibration
+        args = (val.user, val.query, val.win, val.lose)
+        known = fit_temperature(self.inference.pair_margin(*args) + 0.5, lowest=1.0)
+        with self._nobody_known():
+            new = fit_temperature(self.inference.pair_margin(*args) + 0.5, lowest=1.0)
+        self.calibration = VoteCalibration(known=known, new=new)
+        return self.calibration
+
+    @contextmanager
+    def _nobody_known(self) -> Iterator[None]:
+        """Inside a ``with`` block, no decision describes any user (every state empty)."""
+        saved = self.features.dec, self.features.cand
+        self.features.dec = [t[:0] for t in saved[0]]
+        self.features.cand = saved[1][:0]
+        self.inference.invalidate()
+        try:
+            yield
+        finally:
+            self.features.dec, self.features.cand = saved
+            self.inference.invalidate()
 
     # -- users ------------------------------------------------------------------
     def preferences(self) -> np.ndarray:
@@ -199,8 +234,20 @@ class GNNRouter(Router):
         router was trained with (``sigmoid(beta * (U_first - U_second))`` on the outcomes
         the user sees), the unknown performances drawn as successes with their predicted
         probabilities. A judge compares the answers it got, not their expectations: a
-        cheap answer that may be right beats a dear one that is a little likelier right."""
-        return self.inference.pair_margin(users, queries, first, second)
+        cheap answer that may be right beats a dear one that is a little likelier right.
+
+        The probability is calibrated with the router's vote temperatures
+        (:attr:`calibration`, per user by how many decisions describe it); the
+        sign of the margin, so the ranking, is unchanged."""
+        margin = self.inference.pair_margin(users, queries, first, second)
+        if self.calibration.identity:
+            return margin
+        du = self.features.dec[0].cpu().numpy()
+        decisions = np.bincount(du, minlength=self.features.num_users)
+        prob = self.calibration.apply(
+            margin + 0.5, decisions[np.asarray(users)], self.train_config.prior_decisions
+        )
+        return prob - 0.5
 
     def predict(self, query_emb: np.ndarray, tasks: list[str], users: np.ndarray) -> Prediction:
         """Expected utility, performance and cost of every LLM for new queries.

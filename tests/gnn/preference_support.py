@@ -17,10 +17,17 @@ CATEGORIES = ("math", "writing")
 
 
 def write_mtbench(
-    folder: Path, *, n_questions: int = 80, judges: int = 4, seed: int = 0
+    folder: Path,
+    *,
+    n_questions: int = 80,
+    judges: int = 4,
+    seed: int = 0,
+    contrarians: int = 0,
+    noise: float = 0.7,
 ) -> tuple[Path, Path]:
     """A question.jsonl and a human_judgments.jsonl where strong > middle > weak (with
-    some noise and ties); returns their paths."""
+    some noise and ties; for the first ``contrarians`` judges the other way round);
+    returns their paths."""
     rng = np.random.default_rng(seed)
     questions = folder / "question.jsonl"
     votes = folder / "human_judgments.jsonl"
@@ -37,7 +44,8 @@ def write_mtbench(
         for q in range(n_questions):
             for j in range(judges):
                 a, b = rng.choice(LLMS, 2, replace=False)
-                gap = skill[a] - skill[b] + rng.normal(0, 0.7)
+                sign = -1.0 if j < contrarians else 1.0
+                gap = sign * (skill[a] - skill[b]) + rng.normal(0, noise)
                 winner = "tie" if abs(gap) < 0.15 else ("model_a" if gap > 0 else "model_b")
                 row = {
                     "question_id": 100 + q,

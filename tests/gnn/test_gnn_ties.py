@@ -1,0 +1,134 @@
+"""The GNN trains on ties: each as two half-weighted choices between its two LLMs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from preference_support import embed_stand_in
+
+from gnn.data import RoutingData, load_routing_data, split_queries
+from gnn.train import GNNRouter
+from graphdb.store import open_store
+from workloads.adapters.base import load
+from workloads.adapters.preferences import load_preferences
+
+FAST = {"epochs": 80, "patience": 40, "hidden": 16}
+INDIFFERENT = 4  # judges 0..3 tie strong and middle; judges 4..7 prefer strong
+
+
+def _write(folder: Path, n_questions: int = 80, judges: int = 8) -> tuple[Path, Path]:
+    rng = np.random.default_rng(3)
+    questions, votes = folder / "question.jsonl", folder / "human_judgments.jsonl"
+    with questions.open("w") as fh:
+        for q in range(n_questions):
+            row = {"question_id": q, "category": "math", "turns": [f"question {q} about math"]}
+            fh.write(json.dumps(row) + "\n")
+    skill = {"strong": 2.0, "middle": 1.0, "weak": 0.0}
+    with votes.open("w") as fh:
+        for q in range(n_questions):
+            for j in range(judges):
+                a, b = (str(x) for x in rng.choice(list(skill), 2, replace=False))
+                if j < INDIFFERENT and {a, b} == {"strong", "middle"}:
+                    winner = "tie"
+                else:
+                    flip = rng.uniform() < 0.1  # some noise (and every LLM wins sometimes)
+                    winner = "model_a" if (skill[a] > skill[b]) != flip else "model_b"
+                row = {"question_id": q, "judge": f"judge{j}", "model_a": a, "model_b": b}
+                fh.write(json.dumps(row | {"winner": winner, "turn": 1}) + "\n")
+    return questions, votes
+
+
+@pytest.fixture(scope="module")
+def tie_data(tmp_path_factory) -> RoutingData:
+    tmp = tmp_path_factory.mktemp("ties")
+    questions, votes = _write(tmp)
+    with open_store(f"ladybug:{tmp / 'g.lbug'}") as store:
+        load(store, load_preferences(votes, questions=questions))
+        embed_stand_in(store)
+        return load_routing_data(store)
+
+
+def _no_ties(data: RoutingData) -> RoutingData:
+    empty = np.zeros(0, dtype=np.int64)
+    return replace(data, tie_user=empty, tie_query=empty, tie_a=empty, tie_b=empty)
+
+
+def test_ties_pull_the_tied_pair_towards_a_coin_flip(tie_data):
+    """Indifferent judges tie strong and middle: trained on their ties, the GNN's
+    probability that they prefer strong moves towards 1/2 (without them it only hears
+    the other judges, who always prefer strong)."""
+    data = tie_data
+    assert len(data.tie_user) > 50
+    split = split_queries(data, seed=0)
+    test = np.flatnonzero(split.test)
+    users = np.repeat(np.arange(len(data.user_ids)), len(test))
+    queries = np.tile(test, len(data.user_ids))
+    strong, middle = data.llm_ids.index("strong"), data.llm_ids.index("middle")
+    first, second = np.full(len(users), strong), np.full(len(users), middle)
+    indifferent = np.isin(np.asarray(data.user_ids)[users], [f"judge{j}" for j in range(4)])
+
+    def p_strong(train_on: RoutingData) -> np.ndarray:
+        router = GNNRouter(seed=0, **FAST).fit(train_on, split)
+        # Uncalibrated: the temperatures are fitted on non-tie votes only.
+        return router.inference.pair_margin(users, queries, first, second) + 0.5
+
+    with_ties, without = p_strong(data), p_strong(_no_ties(data))
+    assert without[indifferent].mean() > 0.7  # only the judges who prefer strong taught it
+    gap_with = np.abs(with_ties[indifferent] - 0.5).mean()
+    gap_without = np.abs(without[indifferent] - 0.5).mean()
+    assert gap_with < gap_without - 0.1, (gap_with, gap_without)
+    assert with_ties[~indifferent].mean() > 0.5  # the others still prefer strong
+
+
+def test_training_ties_are_half_choices_of_the_training_queries(tie_data):
+    from gnn.features import RouterFeatures
+
+    data = tie_data
+    split = split_queries(data, seed=0)
+    f = RouterFeatures(
+        data, split, device=__import__("torch").device("cpu"), neighbours=5, personalized=True
+    )
+    users, queries, a, b, cand = (t.cpu().numpy() for t in f.ties)
+    train = np.flatnonzero(split.train[data.tie_query])
+    assert np.array_equal(users, data.tie_user[train])
+    assert np.array_equal(queries, data.tie_query[train])
+    assert np.array_equal(a, data.tie_a[train]) and np.array_equal(b, data.tie_b[train])
+    assert (cand.sum(1) == 2).all() and cand[np.arange(len(a)), a].all()
+    assert (
+        len(
+            RouterFeatures(
+                _no_ties(data), split, device=f.device, neighbours=5, personalized=True
+            ).ties[0]
+        )
+        == 0
+    )
+
+
+def test_the_training_export_keeps_the_ties_with_their_pair(tie_data, tmp_path):
+    """Once lost: the export kept only each tie's query, so `prouter train` (which trains
+    on the export) had no tie to learn from."""
+    from gnn.export import SubgraphSpec, export_training_subgraph, load_training_subgraph
+    from graphdb.store import open_store as open_
+
+    questions, votes = _write(tmp_path)
+    with open_(f"ladybug:{tmp_path / 'g.lbug'}") as store:
+        load(store, load_preferences(votes, questions=questions))
+        embed_stand_in(store)
+        full = load_routing_data(store)
+        everyone = export_training_subgraph(store, tmp_path / "all")
+        some = [f"judge{j}" for j in (1, 5, 6)]
+        subset = export_training_subgraph(store, tmp_path / "some", SubgraphSpec(users=tuple(some)))
+    data = load_training_subgraph(everyone.path).data
+    for name in ("tie_user", "tie_query", "tie_a", "tie_b"):
+        assert np.array_equal(getattr(data, name), getattr(full, name)), name
+    part = load_training_subgraph(subset.path).data
+    ids = np.asarray(full.user_ids)
+    kept = np.isin(ids[full.tie_user], some)
+    assert part.user_ids == some and len(part.tie_user) == int(kept.sum()) > 0
+    assert list(np.asarray(part.user_ids)[part.tie_user]) == list(ids[full.tie_user[kept]])
+    assert np.array_equal(part.tie_a, full.tie_a[kept])
+    assert np.array_equal(part.tie_query, full.tie_query[kept])
