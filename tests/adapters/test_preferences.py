@@ -141,3 +141,28 @@ def test_arena_votes_take_the_question_from_the_conversation(tmp_path):
     assert record.location == "item 1"
     assert record.values["query_text"] == "Hi there"
     assert record.values["task_id"] == "preferences"
+
+
+def test_an_llm_that_only_ever_loses_is_ingested(store, tmp_path):
+    """Reported: MT-Bench ingest refused a model no judge ever preferred ("unknown LLM
+    'weak'"), though the graph tables create it from other_llm_id."""
+    q = tmp_path / "question.jsonl"
+    q.write_text("".join(json.dumps(x) + "\n" for x in QUESTIONS))
+    votes = [
+        {"question_id": 81, "judge": "j", "model_a": "gpt-4", "model_b": "weak", "winner": w}
+        for w in ("model_a",)
+    ] + [
+        {
+            "question_id": 82,
+            "judge": "j",
+            "model_a": "weak",
+            "model_b": "gpt-4",
+            "winner": "model_b",
+        }
+    ]
+    v = tmp_path / "human_judgments.jsonl"
+    v.write_text("".join(json.dumps(x) + "\n" for x in votes))
+    load(store, load_preferences(v, questions=q))
+    assert {r["id"] for r in store.export_nodes("LLM").to_pylist()} == {"gpt-4", "weak"}
+    losers = {p["over"] for p in store.export_edges("PREFERRED").to_pylist()}
+    assert losers == {"weak"}

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from prcore.errors import ValidationError
 from workloads.adapters.base import AdapterResult
 
@@ -98,6 +100,7 @@ def load_preferences(
     votes = ties = 0
     unknown_winner: list[str] = []
     bad_turn: list[str] = []
+    models: set[str] = set()
     for where, row in _rows(judgements):
         qid = str(row.get("question_id", "")).strip()
         turn = _turn(row.get("turn"))
@@ -109,6 +112,7 @@ def load_preferences(
         text = "\n\n".join(turns[:turn]) if len(turns) >= turn else None
         winner = _WINNERS.get(str(row.get("winner", "")).strip().lower())
         a, b = row.get("model_a"), row.get("model_b")
+        models.update(m for m in (a, b) if isinstance(m, str) and m.strip())
         if winner is None:
             unknown_winner.append(f"{where}: {row.get('winner')!r}")
         record = {
@@ -126,6 +130,8 @@ def load_preferences(
         result.add(where, record)
         votes += 1
         ties += winner == "tie"
+    # Every model a vote names is an LLM of the log, also one no judge ever preferred.
+    result.llms = pa.table({"id": pa.array(sorted(models), pa.string())})
     result.summary.append(f"read {judgements.name}: {votes} votes ({ties} ties kept as ties)")
     if unknown_winner:
         result.summary.append(
