@@ -326,8 +326,10 @@ class RoutingService:
         ]
 
     def warm_up(self) -> None:
-        """Load the embedding model now and check it matches the graph's embeddings."""
-        self._embed(["warm-up"])
+        """Load the embedding model now and check it matches the graph's embeddings, and
+        build the router's standing neighbour index (a minute on a graph of 100k
+        queries), so that no request waits for either."""
+        self.router.features.neighbours(self._embed(["warm-up"]))
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         emb = np.asarray(self.embedder.embed(texts, progress=False), dtype=np.float32)
