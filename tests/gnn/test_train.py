@@ -227,7 +227,10 @@ def test_choices_reveal_failures_nobody_logged(routing_data, routing_split):
     router._set_cost_rank(sparse, routing_split)
     router._prepare(sparse, routing_split)
     queries, llms = np.nonzero(router.features.inferred)
-    assert len(queries) > 50
+    # 31 here: the candidates' costs are estimated per query (gnn.cost_completion, mean
+    # error 0.026), so fewer bounds fall below 1 than with the task-mean costs (which
+    # gave 50+); every one inferred is a real failure (checked below).
+    assert len(queries) > 20
     assert (router.features.ref_perf[queries, llms] == 0).all()
     assert np.isnan(sparse.performance[queries, llms]).all()  # never a logged outcome
     assert routing_split.train[queries].all()
