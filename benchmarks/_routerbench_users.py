@@ -11,7 +11,7 @@ temporary folder, each step is one ``prouter`` process, measured by
 4. ``train`` with its defaults (the full-batch / mini-batch choice it prints, top-3
    ROUTED_TO write-back) and ``--epochs``;
 5. ``models list --json``: the ROUTED_TO edges the version holds;
-6. ``evaluate`` of the gnn and the strongest baselines, one seed.
+6. ``evaluate`` of the gnn and the strongest baselines, one seed (unless skipped).
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def run_routerbench(
     embedding_cache: Path | None,
     batch_size: int | None = None,
     log: Path | None = None,
+    evaluate: bool = True,
 ) -> RouterBenchRun:
     """The six steps on a fresh store; raises SystemExit when a command fails."""
     out = RouterBenchRun(users, queries_per_user, epochs)
@@ -118,6 +119,9 @@ def run_routerbench(
         listed = step("models list", "models", "list", "--model-dir", str(models), "--json")
         rows = {row["version"]: row for row in json.loads(listed.stdout)}
         out.routed_to = int(rows[version.group(1)]["ROUTED_TO"])
+        out.store_mb = dir_size_mb(tmp / "rb.lbug")
+        if not evaluate:
+            return out
         evaluated = step(
             "evaluate (1 seed)",
             *["evaluate", "--routers", ROUTERS, "--seeds", "0", "--settings", "general"],
@@ -125,7 +129,6 @@ def run_routerbench(
         )
         results = json.loads(evaluated.stdout)["routers"]
         out.rewards = {name: float(r["reward"][0]) for name, r in results.items()}
-        out.store_mb = dir_size_mb(tmp / "rb.lbug")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -146,7 +149,10 @@ def report(run: RouterBenchRun) -> list[str]:
         f"train: {run.batch_choice}",
         f"train: best epoch {run.best_epoch + 1} of {ran} run (patience {run.patience})",
         f"ROUTED_TO edges of the version (top-3 default): {run.routed_to}",
-        "evaluate test reward (seed 0): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(run.rewards.items(), key=lambda kv: -kv[1])),
     ]
+    if run.rewards:
+        ranked = sorted(run.rewards.items(), key=lambda kv: -kv[1])
+        lines.append(
+            "evaluate test reward (seed 0): " + ", ".join(f"{k} {v:.4f}" for k, v in ranked)
+        )
     return lines

@@ -228,6 +228,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--embedding-cache", type=Path, help="copied, never written")
     parser.add_argument("--log", type=Path, help="RouterBench: every command's output")
+    parser.add_argument("--rb-skip-evaluate", action="store_true", help="RouterBench: no evaluate")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     for name in ("folder", "file", "url", "user", "password"):
         parser.add_argument(f"--{name}", default="", help=argparse.SUPPRESS)
@@ -288,6 +289,7 @@ def main() -> None:
             embedding_cache=args.embedding_cache,
             batch_size=args.rb_batch_size,
             log=args.log,
+            evaluate=not args.rb_skip_evaluate,
         )
         print("\n".join(report(rb)))
 
