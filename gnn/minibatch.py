@@ -52,6 +52,7 @@ from prcore.errors import ProuterError
 __all__ = [
     "AUTO_BATCH",
     "FULL_BATCH_LIMIT",
+    "MAX_AUTO_BATCH",
     "Ranks",
     "StepLoss",
     "batch_plan",
@@ -62,9 +63,11 @@ __all__ = [
 ]
 
 #: Above this graph size (training decisions + query x LLM pairs) ``batch_size=-1``
-#: trains in mini-batches of :data:`AUTO_BATCH` targets.
+#: trains in mini-batches of users x state_sample targets, at least :data:`AUTO_BATCH`
+#: and at most :data:`MAX_AUTO_BATCH` (see :func:`batch_plan`).
 FULL_BATCH_LIMIT = 500_000
 AUTO_BATCH = 4096
+MAX_AUTO_BATCH = 65_536
 _CHUNK = 16_384  # queries / decisions per no-gradient forward in validation
 
 log = logging.getLogger(__name__)
@@ -76,23 +79,30 @@ def graph_size(inference: RouterInference) -> int:
     return len(f.dec[0]) + f.q_x.shape[0] * f.l_x.shape[0]
 
 
-def batch_plan(inference: RouterInference, batch_size: int, processes: int = 1) -> int:
+def batch_plan(
+    inference: RouterInference, batch_size: int, processes: int = 1, *, state_sample: int = 64
+) -> int:
     """The batch size to train with (0: full batch): ``batch_size`` when given (>= 0),
-    else (-1) full batch up to :data:`FULL_BATCH_LIMIT`, :data:`AUTO_BATCH` above it.
-    The choice is logged (with ``processes`` when there are several)."""
+    else (-1) full batch up to :data:`FULL_BATCH_LIMIT` and above it mini-batches of
+    at least :data:`AUTO_BATCH` and of users x ``state_sample`` targets, up to
+    :data:`MAX_AUTO_BATCH` (a step reads up to ``state_sample`` decisions of every user
+    its batch touches: with smaller batches those states, not the targets, would make
+    most of an epoch's work). The choice is logged (with ``processes`` when several)."""
     if batch_size < -1:
         raise ProuterError(
             f"batch_size must be -1 (automatic), 0 (full batch) or more: {batch_size}"
         )
     size = graph_size(inference)
+    targets = inference.features.dec[0]
     if batch_size == -1:
-        batch_size = 0 if size <= FULL_BATCH_LIMIT else AUTO_BATCH
+        users = int(np.count_nonzero(np.bincount(targets.cpu().numpy()))) if len(targets) else 0
+        states = users * max(1, state_sample)
+        batch_size = 0 if size <= FULL_BATCH_LIMIT else min(MAX_AUTO_BATCH, max(AUTO_BATCH, states))
         how = "automatic"
     else:
         how = "configured"
     across = f", across {processes} processes (DDP)" if processes > 1 else ""
-    targets = len(inference.features.dec[0])
-    if batch_size == 0 or batch_size >= targets:
+    if batch_size == 0 or batch_size >= len(targets):
         log.info("training: full batch (%s; graph size %d)%s", how, size, across)
         return 0
     log.info(
