@@ -1,12 +1,17 @@
-"""Helpers shared by the benchmark scripts: a fresh store per backend, sizes, timing."""
+"""Helpers shared by the benchmark scripts: a fresh store per backend, sizes, timing, and
+commands run with their own wall time and peak RSS."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,3 +58,40 @@ def server_peak_rss_mb(pid: int | None) -> float:
         if line.startswith("VmHWM"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+@dataclass
+class Stage:
+    """One command run by :func:`run_measured`: wall time, peak RSS, exit status, output."""
+
+    name: str
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(
+    name: str, command: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+) -> Stage:
+    """Run ``command`` to completion; its wall time and peak resident memory (the child's
+    own ``ru_maxrss`` from ``wait4``, so each stage's peak is its own). Output goes to
+    temporary files (no pipe to fill) and is appended to ``log`` when given."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(command), stdout=out, stderr=err, env=env, cwd=REPO)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stage = Stage(
+            name, seconds, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+        )
+    if log is not None:
+        with log.open("a") as f:
+            f.write(f"\n=== {name}: $ {' '.join(command)}\n{stage.stdout}\n--- stderr\n")
+            f.write(f"{stage.stderr}\n=== {name}: {seconds:.1f} s, peak RSS "
+                    f"{stage.peak_rss_mb:.0f} MiB, exit {stage.returncode}\n")  # fmt: skip
+    return stage

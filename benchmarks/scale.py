@@ -17,8 +17,14 @@ Parquet file, then, each in its own process (so that peak RSS is its own):
 Sizes or backends that do not fit ``--max-queries`` / ``--neo4j-max`` are printed as
 skipped. Embeddings are ``--dim``-d stand-ins (the real MiniLM would dominate the time).
 
-    ./dev bench scale                                  # 10k and 100k queries
-    ./dev bench scale --sizes 10000:100 --epochs 3 --neo4j-max 10000
+Then RouterBench with ``--routerbench-users`` simulated users (0: skipped) end to end
+through the ``prouter`` commands themselves (ingest, embed, simulate, train with its
+write-back, evaluate), each step's time and peak RSS (``benchmarks/_routerbench_users.py``).
+
+    ./dev bench scale                                  # 10k and 100k queries, RouterBench x 1,000
+    ./dev bench scale --sizes 10000:100 --epochs 3 --neo4j-max 10000 --routerbench-users 0
+    ./dev bench scale --sizes none --routerbench-users 1000 --rb-epochs 30 \
+        --embedding-cache prouter-data/embedding-cache.sqlite --log rb-users.log
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BENCH_NEO4J_HOME, dir_size_mb, fresh_store_url, server_peak_rss_mb
+from _common import BENCH_NEO4J_HOME, REPO, dir_size_mb, fresh_store_url, server_peak_rss_mb
+from _routerbench_users import report, run_routerbench
 
 SIZES = "10000:100,100000:1000,1000000:10000"
 
@@ -180,6 +187,31 @@ def _f(row: dict, key: str, width: int, digits: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+def print_synthetic(rows: list, args: argparse.Namespace) -> None:
+    """The synthetic graphs' table."""
+    print(f"synthetic graphs: {args.llms} LLMs, {args.dim}-d stand-in embeddings, "
+          f"{args.epochs} epochs, 1 decision per query")  # fmt: skip
+    print(
+        f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} "
+        f"{'export s':>9} {'s/epoch':>8} {'peak MB':>8} {'route p50 ms':>13} {'disk MB':>8} "
+        f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6}"
+    )
+    for name, queries, users, _gen, r in rows:
+        print(
+            f"{name:<8} {queries:>8} {users:>6} {_f(r, 'ingest_s', 9, 1)} {_f(r, 'bulk_s', 7, 1)} "
+            f"{_f(r, 'export_s', 9, 2)} {_f(r, 'epoch_s', 8, 2)} {_f(r, 'peak_rss_mb', 8, 0)} "
+            f"{_f(r, 'route_p50_ms', 13, 1)} {_f(r, 'disk_mb', 8, 0)} "
+            f"{_f(r, 'routed_3', 16, 0)} {_f(r, 'routed_3_s', 6, 1)} "
+            f"{_f(r, 'routed_all', 9, 0)} {_f(r, 'routed_all_s', 6, 1)}"
+        )
+        if "bulk_steps" in r:
+            steps = ", ".join(f"{k} {v:.1f}s" for k, v in r["bulk_steps"].items())
+            print(
+                f"  neo4j bulk import of {r['edges']} edges: {steps}; data "
+                f"{r['bulk_disk_mb']:.0f} MB; UNWIND server peak {r['server_peak_rss_mb']:.0f} MB"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=SIZES, help="queries:users,... (10 LLMs each)")
@@ -189,6 +221,14 @@ def main() -> None:
     parser.add_argument("--routes", type=int, default=50)
     parser.add_argument("--max-queries", type=int, default=100_000)
     parser.add_argument("--neo4j-max", type=int, default=10_000)
+    parser.add_argument("--routerbench-users", type=int, default=1000, help="0: skipped")
+    parser.add_argument("--queries-per-user", type=int, help="RouterBench: default every query")
+    parser.add_argument("--rb-epochs", type=int, default=30, help="RouterBench: --epochs")
+    parser.add_argument("--rb-batch-size", type=int, help="RouterBench: train --batch-size")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--embedding-cache", type=Path, help="copied, never written")
+    parser.add_argument("--log", type=Path, help="RouterBench: every command's output")
+    parser.add_argument("--rb-skip-evaluate", action="store_true", help="RouterBench: no evaluate")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     for name in ("folder", "file", "url", "user", "password"):
         parser.add_argument(f"--{name}", default="", help=argparse.SUPPRESS)
@@ -201,7 +241,7 @@ def main() -> None:
         return
 
     rows, skipped = [], []
-    for size in args.sizes.split(","):
+    for size in [] if args.sizes == "none" else args.sizes.split(","):
         queries, users = (int(x) for x in size.split(":"))
         if queries > args.max_queries:
             skipped.append(f"{queries} queries / {users} users: over --max-queries (time/memory)")
@@ -233,29 +273,25 @@ def main() -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"synthetic graphs: {args.llms} LLMs, {args.dim}-d stand-in embeddings, "
-          f"{args.epochs} epochs, 1 decision per query")  # fmt: skip
-    print(
-        f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} "
-        f"{'export s':>9} {'s/epoch':>8} {'peak MB':>8} {'route p50 ms':>13} {'disk MB':>8} "
-        f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6}"
-    )
-    for name, queries, users, _gen, r in rows:
-        print(
-            f"{name:<8} {queries:>8} {users:>6} {_f(r, 'ingest_s', 9, 1)} {_f(r, 'bulk_s', 7, 1)} "
-            f"{_f(r, 'export_s', 9, 2)} {_f(r, 'epoch_s', 8, 2)} {_f(r, 'peak_rss_mb', 8, 0)} "
-            f"{_f(r, 'route_p50_ms', 13, 1)} {_f(r, 'disk_mb', 8, 0)} "
-            f"{_f(r, 'routed_3', 16, 0)} {_f(r, 'routed_3_s', 6, 1)} "
-            f"{_f(r, 'routed_all', 9, 0)} {_f(r, 'routed_all_s', 6, 1)}"
-        )
-        if "bulk_steps" in r:
-            steps = ", ".join(f"{k} {v:.1f}s" for k, v in r["bulk_steps"].items())
-            print(
-                f"  neo4j bulk import of {r['edges']} edges: {steps}; data "
-                f"{r['bulk_disk_mb']:.0f} MB; UNWIND server peak {r['server_peak_rss_mb']:.0f} MB"
-            )
+    if rows:
+        print_synthetic(rows, args)
     for line in skipped:
         print(f"skipped: {line}")
+    if args.routerbench_users > 0:
+        data_dir = args.data_dir / "routerbench"
+        if not data_dir.is_dir():
+            raise SystemExit(f"RouterBench data not found at {data_dir} (use --data-dir)")
+        rb = run_routerbench(
+            data_dir,
+            users=args.routerbench_users,
+            queries_per_user=args.queries_per_user,
+            epochs=args.rb_epochs,
+            embedding_cache=args.embedding_cache,
+            batch_size=args.rb_batch_size,
+            log=args.log,
+            evaluate=not args.rb_skip_evaluate,
+        )
+        print("\n".join(report(rb)))
 
 
 if __name__ == "__main__":

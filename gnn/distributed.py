@@ -12,8 +12,13 @@ full-batch gradients (up to float summation order) whatever the shard sizes:
 ``W`` processes train the model single-process full-batch training trains.
 Validation and early stopping run on every rank alike (rank 0's decision is
 broadcast). Backends: ``gloo`` on CPU, ``nccl`` on CUDA (one GPU per rank).
-Combined with ``batch_size`` (:mod:`gnn.minibatch`) each rank would sample its
-batches from its own shard; this module shards full-batch training.
+
+With mini-batches (``batch_size``, :func:`gnn.minibatch.batch_plan`) every rank
+draws the same batches (same numpy random state) and takes a contiguous share
+of each step's targets and outcome entries, encoding only the queries its share
+needs; the shares' losses are scaled by the batch's counts, so the averaged
+gradients are the single-process mini-batch gradients (equal up to float
+summation order where there is no dropout: the ranks' dropout masks differ).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from gnn.fitting import (
     validate,
 )
 from gnn.inference import RouterInference
+from gnn.minibatch import _CHUNK, StepLoss, batch_plan, fit_minibatch
 from prcore.errors import ProuterError
 
 __all__ = ["fit_distributed", "free_port", "shard"]
@@ -145,13 +151,14 @@ def _worker(
     rng: np.random.Generator,
     torch_state: torch.Tensor,
     out: str,
+    batch_size: int = 0,
 ) -> None:
     torch.set_num_threads(int(os.environ.get("PROUTER_DDP_THREADS", "1")))
     # The parent's tensors arrive in shared memory: each rank trains its own copy.
     model = copy.deepcopy(inference.model)
-    scale = inference.residual_scale
+    scale, chunk = inference.residual_scale, inference.chunk
     inference = RouterInference(model, inference.features, inference.prior_decisions)
-    inference.residual_scale = scale
+    inference.residual_scale, inference.chunk = scale, chunk
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     cuda = inference.features.device.type == "cuda"
@@ -162,12 +169,42 @@ def _worker(
             torch.cuda.set_device(device)
             _move(inference.features, device)
             inference.model.to(device)
-        result, weights = _train(rank, world, inference, data, split, cfg, rng, torch_state)
+        if batch_size:
+            torch.set_rng_state(torch_state)
+            ranks = _Ranks(rank, world, inference)
+            result = fit_minibatch(
+                inference, data, split, cfg, rng=rng, name="ddp", batch_size=batch_size, ranks=ranks
+            )
+            weights = inference.model.state_dict()  # the best epoch's, restored by the loop
+        else:
+            result, weights = _train(rank, world, inference, data, split, cfg, rng, torch_state)
         if rank == 0:
             torch.save({k: v.cpu() for k, v in weights.items()}, Path(out) / "weights.pt")
             (Path(out) / "history.json").write_text(json.dumps(result.history))
     finally:
         dist.destroy_process_group()
+
+
+class _Ranks:
+    """The DDP side of the mini-batch loop (:class:`gnn.minibatch.Ranks`)."""
+
+    def __init__(self, rank: int, world: int, inference: RouterInference) -> None:
+        self.part = (rank, world)
+        self.device = inference.features.device
+        self.find_unused = not inference.model.personalized
+
+    def wrap(self, step: StepLoss) -> nn.Module:
+        return DistributedDataParallel(step, find_unused_parameters=self.find_unused)
+
+    def mean(self, loss: torch.Tensor) -> float:
+        total = loss.detach() / self.part[1]
+        dist.all_reduce(total)
+        return float(total.item())
+
+    def improved(self, improved: bool) -> bool:
+        flag = torch.tensor([int(improved)], device=self.device)
+        dist.broadcast(flag, 0)  # every rank stops where rank 0 does
+        return bool(flag.item())
 
 
 def _train(
@@ -224,13 +261,10 @@ def fit_distributed(
     rng: np.random.Generator,
     processes: int,
 ) -> FitResult:
-    """Train ``inference.model`` as :func:`gnn.fitting.fit_network` does (full batch),
-    across ``processes`` local processes with DDP; the parent's model ends with the
-    weights of the epoch with the lowest validation loss."""
-    if int(getattr(cfg, "batch_size", 0)) > 0:
-        raise ProuterError(
-            "training across processes is full-batch: use --processes or --batch-size, not both"
-        )
+    """Train ``inference.model`` as :func:`gnn.fitting.fit_network` does (full batch or
+    mini-batches, :func:`gnn.minibatch.batch_plan`'s choice, logged), across
+    ``processes`` local processes with DDP; the parent's model ends with the weights
+    of the epoch with the lowest validation loss."""
     if processes < 2:
         raise ProuterError(f"processes must be at least 2 for DDP, got {processes}")
     if inference.features.device.type == "cuda" and torch.cuda.device_count() < processes:
@@ -238,6 +272,14 @@ def fit_distributed(
             f"{processes} processes need {processes} GPUs (NCCL, one per rank); "
             f"{torch.cuda.device_count()} visible"
         )
+    batch_size = batch_plan(
+        inference,
+        int(getattr(cfg, "batch_size", 0)),
+        processes,
+        state_sample=int(getattr(cfg, "state_sample", 64)),
+    )
+    if batch_size:
+        inference.chunk = inference.chunk or _CHUNK  # scoring after training, as fit_minibatch
     with tempfile.TemporaryDirectory(prefix="prouter-ddp-") as out:
         mp.spawn(
             _worker,
@@ -251,6 +293,7 @@ def fit_distributed(
                 rng,
                 torch.get_rng_state(),
                 out,
+                batch_size,
             ),
             nprocs=processes,
             join=True,

@@ -311,7 +311,11 @@ def fit_network(
         return fit_distributed(inference, data, split, cfg, rng=rng, processes=processes)
     from gnn.minibatch import batch_plan, fit_minibatch  # imports this module
 
-    batch_size = batch_plan(inference, int(getattr(cfg, "batch_size", 0)))
+    batch_size = batch_plan(
+        inference,
+        int(getattr(cfg, "batch_size", 0)),
+        state_sample=int(getattr(cfg, "state_sample", 64)),
+    )
     if batch_size:
         _ties_left_out(inference)
         return fit_minibatch(

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import scatter
 from tqdm import tqdm
@@ -51,6 +52,9 @@ from prcore.errors import ProuterError
 __all__ = [
     "AUTO_BATCH",
     "FULL_BATCH_LIMIT",
+    "MAX_AUTO_BATCH",
+    "Ranks",
+    "StepLoss",
     "batch_plan",
     "fit_minibatch",
     "graph_size",
@@ -59,9 +63,11 @@ __all__ = [
 ]
 
 #: Above this graph size (training decisions + query x LLM pairs) ``batch_size=-1``
-#: trains in mini-batches of :data:`AUTO_BATCH` targets.
+#: trains in mini-batches of users x state_sample targets, at least :data:`AUTO_BATCH`
+#: and at most :data:`MAX_AUTO_BATCH` (see :func:`batch_plan`).
 FULL_BATCH_LIMIT = 500_000
 AUTO_BATCH = 4096
+MAX_AUTO_BATCH = 65_536
 _CHUNK = 16_384  # queries / decisions per no-gradient forward in validation
 
 log = logging.getLogger(__name__)
@@ -73,25 +79,35 @@ def graph_size(inference: RouterInference) -> int:
     return len(f.dec[0]) + f.q_x.shape[0] * f.l_x.shape[0]
 
 
-def batch_plan(inference: RouterInference, batch_size: int) -> int:
+def batch_plan(
+    inference: RouterInference, batch_size: int, processes: int = 1, *, state_sample: int = 64
+) -> int:
     """The batch size to train with (0: full batch): ``batch_size`` when given (>= 0),
-    else (-1) full batch up to :data:`FULL_BATCH_LIMIT`, :data:`AUTO_BATCH` above it.
-    The choice is logged."""
+    else (-1) full batch up to :data:`FULL_BATCH_LIMIT` and above it mini-batches of
+    at least :data:`AUTO_BATCH` and of users x ``state_sample`` targets, up to
+    :data:`MAX_AUTO_BATCH` (a step reads up to ``state_sample`` decisions of every user
+    its batch touches: with smaller batches those states, not the targets, would make
+    most of an epoch's work). The choice is logged (with ``processes`` when several)."""
     if batch_size < -1:
         raise ProuterError(
             f"batch_size must be -1 (automatic), 0 (full batch) or more: {batch_size}"
         )
     size = graph_size(inference)
+    targets = inference.features.dec[0]
     if batch_size == -1:
-        batch_size = 0 if size <= FULL_BATCH_LIMIT else AUTO_BATCH
+        users = int(np.count_nonzero(np.bincount(targets.cpu().numpy()))) if len(targets) else 0
+        states = users * max(1, state_sample)
+        batch_size = 0 if size <= FULL_BATCH_LIMIT else min(MAX_AUTO_BATCH, max(AUTO_BATCH, states))
         how = "automatic"
     else:
         how = "configured"
-    targets = len(inference.features.dec[0])
-    if batch_size == 0 or batch_size >= targets:
-        log.info("training: full batch (%s; graph size %d)", how, size)
+    across = f", across {processes} processes (DDP)" if processes > 1 else ""
+    if batch_size == 0 or batch_size >= len(targets):
+        log.info("training: full batch (%s; graph size %d)%s", how, size, across)
         return 0
-    log.info("training: mini-batches of %d targets (%s; graph size %d)", batch_size, how, size)
+    log.info(
+        "training: mini-batches of %d targets (%s; graph size %d)%s", batch_size, how, size, across
+    )
     return batch_size
 
 
@@ -157,6 +173,11 @@ def _few_shot_rows(
     return neigh
 
 
+def _shard(n: int, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s contiguous part of ``range(n)`` (all of it when ``world`` is 1)."""
+    return np.arange(n) if world == 1 else np.array_split(np.arange(n), world)[rank]
+
+
 def _step_loss(
     inference: RouterInference,
     cfg: Any,
@@ -166,16 +187,28 @@ def _step_loss(
     batch: np.ndarray,
     outcome_queries: np.ndarray,
     rng: np.random.Generator,
+    part: tuple[int, int] = (0, 1),
 ) -> torch.Tensor:
-    """The training loss of one batch of target decisions and outcome queries."""
+    """The training loss of one batch of target decisions and outcome queries.
+
+    ``part = (rank, world)``: the share of rank ``rank`` of ``world`` processes (DDP),
+    its contiguous slice of the batch's targets and outcome entries, each term scaled by
+    the batch's counts and times ``world``, so that the ranks' averaged gradients are
+    the whole batch's. Every rank draws the batch's random choices alike (the users'
+    sampled states, the few-shot draw), so the same ``rng`` gives the same draws."""
     model, f = inference.model, inference.features
     dev = f.device
+    rank, world = part
     _, dq, dl, dr = f.dec
     _, pl, o_perf, _, ol, o_cost = targets
+    state = batches.state_sample(np.unique(batches.du[batch]), cfg.state_sample, rng)
+    p_all = batches.entries(batches.pq, outcome_queries)
+    c_all = batches.entries(batches.oq, outcome_queries)
+    whole = len(batch), len(p_all), len(c_all), int((~dr[torch.from_numpy(batch)].isnan()).sum())
+    batch = batch[_shard(len(batch), rank, world)]
+    p_idx, c_idx = p_all[_shard(len(p_all), rank, world)], c_all[_shard(len(c_all), rank, world)]
     users = np.unique(batches.du[batch])
-    state = batches.state_sample(users, cfg.state_sample, rng)
-    p_idx = batches.entries(batches.pq, outcome_queries)
-    c_idx = batches.entries(batches.oq, outcome_queries)
+    state = state[np.isin(batches.du[state], users)]
     rows = np.unique(
         np.concatenate([batches.dq[batch], batches.dq[state], batches.pq[p_idx], batches.oq[c_idx]])
     )
@@ -200,10 +233,15 @@ def _step_loss(
         p = torch.from_numpy(p_idx).to(dev)
         aux = aux + perf_weight * F.binary_cross_entropy_with_logits(
             perf[local(batches.pq[p_idx]), pl[p]], o_perf[p]
-        )
+        ) * (len(p_idx) / whole[1])
     if len(c_idx):
         c = torch.from_numpy(c_idx).to(dev)
-        aux = aux + F.mse_loss(cost[local(batches.oq[c_idx]), ol[c]], o_cost[c])
+        aux = aux + F.mse_loss(cost[local(batches.oq[c_idx]), ol[c]], o_cost[c]) * (
+            len(c_idx) / whole[2]
+        )
+    if not len(batch):  # a rank without targets in a small last batch: no decision loss
+        touch = sum(p.sum() for p in model.parameters()) * 0.0  # every weight in DDP's graph
+        return world * (cfg.aux_weight * aux + touch)
 
     s = torch.from_numpy(state).to(dev)
     msgs = model.decision_messages(
@@ -227,9 +265,14 @@ def _step_loss(
 
     b = torch.from_numpy(batch).to(dev)
     tied = f.tied_with_choice(dq[b], dl[b], f.cand[b])
+    # decision_loss = mean choice NLL + reward_weight * mean logged error: rescaled to the
+    # batch's counts, share = len(batch) / whole[0] and the logged error's weight adjusted.
+    share = len(batch) / whole[0]
+    logged = int((~dr[b].isnan()).sum())
+    reward_weight = cfg.reward_weight * (logged / whole[3] / share if logged else 1.0)
     loss = decision_loss(
         inference,
-        cfg.reward_weight,
+        reward_weight,
         h_u,
         local(batches.dq[batch]),
         dl[b],
@@ -239,7 +282,7 @@ def _step_loss(
         seen_p,
         seen_c,
     )
-    return loss + cfg.aux_weight * aux
+    return world * (loss * share + cfg.aux_weight * aux)
 
 
 def inference_chunk(inference: RouterInference) -> int | None:
@@ -289,6 +332,53 @@ def validate_chunked(
     return correct / len(v_u), loss + outcome, outcome
 
 
+class StepLoss(nn.Module):
+    """:func:`_step_loss` as a module, the model its parameters (what DDP wraps)."""
+
+    def __init__(
+        self,
+        inference: RouterInference,
+        cfg: Any,
+        batches: _Batches,
+        targets: tuple[torch.Tensor, ...],
+        perf_weight: float,
+        part: tuple[int, int] = (0, 1),
+    ) -> None:
+        super().__init__()
+        self.model = inference.model
+        self.inference, self.cfg, self.batches, self.targets = inference, cfg, batches, targets
+        self.perf_weight, self.part = perf_weight, part
+
+    def forward(
+        self, batch: np.ndarray, outcome_queries: np.ndarray, rng: np.random.Generator
+    ) -> torch.Tensor:
+        return _step_loss(
+            self.inference,
+            self.cfg,
+            self.batches,
+            self.targets,
+            self.perf_weight,
+            batch,
+            outcome_queries,
+            rng,
+            self.part,
+        )
+
+
+class Ranks(Protocol):
+    """How the mini-batch loop runs as one of several processes (:mod:`gnn.distributed`)."""
+
+    part: tuple[int, int]  # (rank, world)
+
+    def wrap(self, step: StepLoss) -> nn.Module: ...
+
+    def mean(self, loss: torch.Tensor) -> float:
+        """The step's whole-batch loss from this rank's (scaled) loss."""
+
+    def improved(self, improved: bool) -> bool:
+        """Rank 0's early-stopping decision, on every rank."""
+
+
 def fit_minibatch(
     inference: RouterInference,
     data: RoutingData,
@@ -299,10 +389,12 @@ def fit_minibatch(
     name: str,
     batch_size: int,
     progress: bool = False,
+    ranks: Ranks | None = None,
 ) -> FitResult:
     """Train ``inference.model`` in mini-batches of ``batch_size`` targets (see module
     doc), keeping the weights of the epoch with the lowest validation loss; stop after
-    ``cfg.patience`` epochs without improvement."""
+    ``cfg.patience`` epochs without improvement. With ``ranks`` this is one process of
+    several (DDP): every rank draws the same batches and takes its share of each."""
     model, f = inference.model, inference.features
     inference.chunk = inference.chunk or _CHUNK  # scoring after training, too
     plan = training_targets(f, data, split)
@@ -310,8 +402,12 @@ def fit_minibatch(
     batches = _Batches(inference, targets)
     n_targets = len(batches.du)
     steps = max(1, -(-n_targets // batch_size))
+    step_loss = StepLoss(
+        inference, cfg, batches, targets, plan.perf_weight, ranks.part if ranks else (0, 1)
+    )
+    run = ranks.wrap(step_loss) if ranks else step_loss
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    stopping = EarlyStopping(model, cfg.patience)
+    stopping = EarlyStopping(model, cfg.patience, keep_initial=ranks is not None)
     bar = tqdm(range(cfg.epochs), desc=f"train {name}", disable=not progress or None, leave=False)
     for epoch in bar:
         started = time.perf_counter()
@@ -321,24 +417,18 @@ def fit_minibatch(
         losses = []
         for step in range(steps):
             batch = np.sort(order[step * batch_size : (step + 1) * batch_size])
-            loss = _step_loss(
-                inference,
-                cfg,
-                batches,
-                targets,
-                plan.perf_weight,
-                batch,
-                np.sort(outcome_batches[step]),
-                rng,
-            )
-            check_finite_loss(loss, epoch)
+            loss = run(batch, np.sort(outcome_batches[step]), rng)
+            losses.append(ranks.mean(loss) if ranks else loss.item())
+            check_finite_loss(torch.tensor(losses[-1]), epoch)
             optim.zero_grad()
             loss.backward()
             optim.step()
-            losses.append(loss.item())
         validation = validate_chunked(inference, cfg.reward_weight, plan.val, plan.val_outcomes)
         mean_loss = float(np.mean(losses))
         bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{validation[0]:.3f}")
-        if stopping.update(epoch, mean_loss, validation, started):
+        improved = (
+            ranks.improved(stopping.improves(validation[1], validation[0])) if ranks else None
+        )
+        if stopping.update(epoch, mean_loss, validation, started, improved):
             break
     return stopping.finish(inference, f"{name} (mini-batch)")

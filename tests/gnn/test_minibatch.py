@@ -106,7 +106,22 @@ def test_automatic_choice_by_graph_size(routing_data, routing_split, monkeypatch
         assert "full batch (automatic" in caplog.text
         monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
         monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
-        assert batch_plan(router.inference, -1) == 128
+        assert batch_plan(router.inference, -1, state_sample=8) == 128
         assert "mini-batches of 128 targets (automatic" in caplog.text
     assert batch_plan(router.inference, 0) == 0
     assert batch_plan(router.inference, 10**9) == 0  # a batch of everything is the full batch
+
+
+def test_automatic_batch_covers_the_users_sampled_states(routing_data, routing_split, monkeypatch):
+    """A step reads up to state_sample decisions of every user its batch touches: the
+    automatic batch is at least users x state_sample targets (so those states do not
+    outweigh the targets), up to MAX_AUTO_BATCH."""
+    router = _prepared(routing_data, routing_split, **EXACT)
+    users = len(np.unique(router.features.dec[0].numpy()))
+    assert users == 9
+    monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
+    monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
+    assert batch_plan(router.inference, -1, state_sample=64) == 9 * 64
+    monkeypatch.setattr(minibatch, "MAX_AUTO_BATCH", 300)
+    assert batch_plan(router.inference, -1, state_sample=64) == 300
+    assert batch_plan(router.inference, 200, state_sample=64) == 200  # configured: as given
