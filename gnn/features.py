@@ -57,6 +57,9 @@ class RouterFeatures:
     ) -> None:
         self.device = dev = device
         self._standing_lock = threading.Lock()
+        # The standing index of route-time neighbour lookups (built lazily; dropped by
+        # all_neighbours whenever the reference outcomes change).
+        self._standing: OutcomeNeighbourhood | None = None
         self.k = neighbours
         self.personalized = personalized
         self.task_ids = list(task_ids or data.task_ids)
@@ -102,6 +105,9 @@ class RouterFeatures:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._standing_lock = threading.Lock()
+        # The standing index of route-time neighbour lookups (built lazily; dropped by
+        # all_neighbours whenever the reference outcomes change).
+        self._standing: OutcomeNeighbourhood | None = None
 
     # -- decisions and outcomes ----------------------------------------------------
     def decisions(
@@ -211,7 +217,7 @@ class RouterFeatures:
     def all_neighbours(self) -> torch.Tensor:
         """The outcome messages of every query of the data (the reference outcomes
         changed: the standing index of :meth:`neighbours` is dropped)."""
-        self._standing: OutcomeNeighbourhood | None = None
+        self._standing = None
         return self.neighbours(self.query_emb, np.arange(len(self.query_emb)))
 
     def few_shot_neighbours(self, rng: np.random.Generator, max_shots: int) -> torch.Tensor:

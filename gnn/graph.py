@@ -26,14 +26,12 @@ Reverse edges carry no labels.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
 from gnn.data import RoutingData, Split
-from gnn.neighbours import NeighbourIndex, choose_method, current_config, nearest, unit_rows
+from gnn.neighbours import NeighbourIndex, nearest, search_config, unit_rows
 
 __all__ = [
     "ANSWERED_BY",
@@ -115,9 +113,7 @@ class OutcomeNeighbourhood:
             refs = np.flatnonzero(pattern)
             if len(refs) == 0:
                 continue
-            config = current_config()
-            if choose_method(len(refs), n_queries, config=config) == "exact":
-                config = replace(config, mode="exact")
+            config = search_config(len(refs), n_queries)
             index = NeighbourIndex(unit[refs], config=config, normalised=True)
             self.groups.append((refs, np.flatnonzero(group.ravel() == g), index))
 

@@ -55,6 +55,7 @@ __all__ = [
     "configure",
     "current_config",
     "nearest",
+    "search_config",
     "settings_config",
     "unit_rows",
     "using",
@@ -186,6 +187,20 @@ def choose_method(
     return "approx" if big else "exact"
 
 
+def search_config(
+    n_base: int, n_queries: int | None = None, *, mode: str | None = None
+) -> NeighbourConfig:
+    """The configuration in force (``mode`` overriding its mode), set to exact search where
+    :func:`choose_method` picks it for ``n_base`` rows searched by ``n_queries`` (None: a
+    standing index)."""
+    cfg = current_config()
+    if mode is not None:
+        cfg = replace(cfg, mode=mode)  # type: ignore[arg-type]
+    if choose_method(n_base, n_queries, config=cfg) == "exact":
+        cfg = replace(cfg, mode="exact")
+    return cfg
+
+
 class NeighbourIndex:
     """A base matrix ready to answer k-nearest-neighbour searches (cosine similarity).
 
@@ -271,12 +286,8 @@ def nearest(
     ``approx_from`` rows and queries x base >= ``approx_from ** 2``;
     ``normalised`` says both matrices already have unit rows.
     """
-    cfg = current_config()
-    if mode is not None:
-        cfg = replace(cfg, mode=mode)  # type: ignore[arg-type]
     queries, base = _check_matrix("the queries", queries), _check_matrix("the base", base)
-    if choose_method(len(base), len(queries), config=cfg) == "exact":
-        cfg = replace(cfg, mode="exact")
+    cfg = search_config(len(base), len(queries), mode=mode)
     index = NeighbourIndex(base, config=cfg, normalised=normalised)
     return index.search(queries, k, exclude=exclude, batch=batch, normalised=normalised)
 
