@@ -24,12 +24,8 @@ def test_shards_are_disjoint_and_cover_everything():
     assert {len(p) for p in parts} == {3, 4}
 
 
-@pytest.mark.parametrize("cls", [GNNRouter, NonPersonalizedGNNRouter])
-def test_two_gloo_processes_match_single_process_full_batch(cls, routing_data, routing_split):
-    torch.set_num_threads(1)
-    single = cls(seed=0, device="cpu", **SMALL).fit(routing_data, routing_split)
-    ddp = cls(seed=0, device="cpu", processes=2, **SMALL).fit(routing_data, routing_split)
-    assert len(ddp.history) == len(single.history) == SMALL["epochs"]
+def _assert_same_training(ddp, single, data) -> None:  # type: ignore[no-untyped-def]
+    """The DDP run trained the single-process model: losses, best epoch, weights, scores."""
     for key in ("loss", "val_loss", "val_outcome_loss"):
         np.testing.assert_allclose(
             [h[key] for h in ddp.history], [h[key] for h in single.history], rtol=1e-4, atol=1e-5
@@ -41,12 +37,20 @@ def test_two_gloo_processes_match_single_process_full_batch(cls, routing_data, r
     # output starts at 0), summation-order noise moves a weight by up to ~lr per step.
     for name in want:
         np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=2e-2)
-    users, queries = routing_data.dec_user[:200], routing_data.dec_query[:200]
+    users, queries = data.dec_user[:200], data.dec_query[:200]
     np.testing.assert_allclose(
-        ddp.score(routing_data, users, queries),
-        single.score(routing_data, users, queries),
-        atol=2e-3,
+        ddp.score(data, users, queries), single.score(data, users, queries), atol=2e-3
     )
+
+
+@pytest.mark.parametrize("cls", [GNNRouter, NonPersonalizedGNNRouter])
+def test_two_gloo_processes_match_single_process_full_batch(cls, routing_data, routing_split):
+    torch.set_num_threads(1)
+    single = cls(seed=0, device="cpu", **SMALL).fit(routing_data, routing_split)
+    ddp = cls(seed=0, device="cpu", processes=2, **SMALL).fit(routing_data, routing_split)
+    assert len(ddp.history) == len(single.history) == SMALL["epochs"]
+    _assert_same_training(ddp, single, routing_data)
+    want = single.model.state_dict()
     # Training moved the weights (the comparison is not between two untrained models).
     fresh = cls(seed=0, device="cpu", **(SMALL | {"epochs": 0}))
     fresh._prepare(routing_data, routing_split)
@@ -64,20 +68,7 @@ def test_two_gloo_processes_match_single_process_mini_batches(cls, routing_data,
     steps = len(routing_data.dec_user) // BATCHED["batch_size"]
     assert steps >= 3  # several steps per epoch, so the per-step sharding is exercised
     assert len(ddp.history) == len(single.history) == BATCHED["epochs"]
-    for key in ("loss", "val_loss", "val_outcome_loss"):
-        np.testing.assert_allclose(
-            [h[key] for h in ddp.history], [h[key] for h in single.history], rtol=1e-4, atol=1e-5
-        )
-    assert ddp.best_epoch == single.best_epoch
-    got, want = ddp.model.state_dict(), single.model.state_dict()
-    for name in want:
-        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=2e-2)
-    users, queries = routing_data.dec_user[:200], routing_data.dec_query[:200]
-    np.testing.assert_allclose(
-        ddp.score(routing_data, users, queries),
-        single.score(routing_data, users, queries),
-        atol=2e-3,
-    )
+    _assert_same_training(ddp, single, routing_data)
     # The mini-batch loop ran (its losses differ from full-batch training's).
     full = cls(seed=0, device="cpu", **(BATCHED | {"batch_size": 0})).fit(
         routing_data, routing_split
