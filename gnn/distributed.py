@@ -45,8 +45,9 @@ from gnn.features import RouterFeatures
 from gnn.fitting import (
     EarlyStopping,
     FitResult,
-    _choice_nll,
     check_finite_loss,
+    choice_nll_terms,
+    tie_nll_terms,
     training_targets,
     validate,
 )
@@ -90,9 +91,11 @@ class _ShardLoss(nn.Module):
         dev = features.device
         n_dec = len(features.dec[0])
         self.mine = torch.from_numpy(shard(n_dec, rank, world)).to(dev)
+        self.t_mine = torch.from_numpy(shard(len(features.ties[0]), rank, world)).to(dev)
         self.p_mine = torch.from_numpy(shard(len(self.pq), rank, world)).to(dev)
         self.c_mine = torch.from_numpy(shard(len(self.oq), rank, world)).to(dev)
         self.n_dec, self.tied, self.perf_weight = n_dec, tied, perf_weight
+        self.n_terms = n_dec + len(features.ties[0])  # choices and ties: one NLL term each
         self.n_logged = int((~features.dec[3].isnan()).sum())
 
     def forward(self, neigh: torch.Tensor | None) -> torch.Tensor:
@@ -121,7 +124,14 @@ class _ShardLoss(nn.Module):
         scores = (model.temperature * utility).masked_fill(~cand[m], -1e9)
         decision = scores.sum() * 0.0
         if len(m):
-            decision = decision + _choice_nll(scores, self.tied[m]) * len(m) / self.n_dec
+            decision = decision + choice_nll_terms(scores, self.tied[m]).sum() / self.n_terms
+        t = self.t_mine
+        if len(t):  # ties are not in the users' states: the whole state describes them
+            tu = features.ties[0][t]
+            h_t = total[tu] / (count[tu] + cfg.prior_decisions).clamp(min=1)
+            ties = tuple(x[t] for x in features.ties)
+            tie_nll = tie_nll_terms(inference, h_t, ties, seen_p, seen_c)
+            decision = decision + tie_nll.sum() / self.n_terms
         logged = ~dr[m].isnan()
         if self.n_logged:
             chosen = utility.gather(1, dl[m][:, None])[:, 0]
@@ -241,7 +251,9 @@ def _train(
         total = loss.detach() / world
         dist.all_reduce(total)
         check_finite_loss(total, epoch)
-        validation = validate(inference, cfg.reward_weight, plan.val, plan.val_outcomes)
+        validation = validate(
+            inference, cfg.reward_weight, plan.val, plan.val_outcomes, plan.val_ties
+        )
         improved = torch.tensor(
             [1 if stopping.improves(validation[1], validation[0]) else 0], device=features.device
         )

@@ -277,16 +277,6 @@ def validate(
     return float((routed.argmax(1) == v_l).float().mean()), float(loss) + outcome, outcome
 
 
-def _ties_left_out(inference: RouterInference) -> None:
-    """Say so when training ties are left out (mini-batch and distributed training)."""
-    if len(inference.features.ties[0]):
-        log.warning(
-            "%d training ties are left out: ties train in full-batch, single-process "
-            "training only (batch_size=0, processes=1)",
-            len(inference.features.ties[0]),
-        )
-
-
 def fit_network(
     inference: RouterInference,
     data: RoutingData,
@@ -305,7 +295,6 @@ def fit_network(
     ``cfg.batch_size > 0``) in mini-batches (:func:`gnn.minibatch.fit_minibatch`)."""
     processes = int(getattr(cfg, "processes", 1))
     if processes > 1:
-        _ties_left_out(inference)
         from gnn.distributed import fit_distributed  # imports this module
 
         return fit_distributed(inference, data, split, cfg, rng=rng, processes=processes)
@@ -317,7 +306,6 @@ def fit_network(
         state_sample=int(getattr(cfg, "state_sample", 64)),
     )
     if batch_size:
-        _ties_left_out(inference)
         return fit_minibatch(
             inference,
             data,

@@ -43,6 +43,7 @@ from gnn.fitting import (
     choice_nll_terms,
     decision_loss,
     outcome_loss,
+    tie_nll_terms,
     training_targets,
 )
 from gnn.graph import neighbour_outcomes
@@ -123,6 +124,7 @@ class _Batches:
         self.pq = targets[0].cpu().numpy()  # sorted by query (np.nonzero order)
         self.oq = targets[3].cpu().numpy()
         self.queries = np.union1d(self.pq, self.oq)
+        self.tu, self.tq = (t.cpu().numpy() for t in f.ties[:2])  # training ties
 
     def state_sample(self, users: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
         """Decisions describing ``users``: all of a user's up to ``cap``, else ``cap`` at random."""
@@ -188,8 +190,11 @@ def _step_loss(
     outcome_queries: np.ndarray,
     rng: np.random.Generator,
     part: tuple[int, int] = (0, 1),
+    tie_batch: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """The training loss of one batch of target decisions and outcome queries.
+    """The training loss of one batch of target decisions, outcome queries and training
+    ties (``tie_batch``: rows of ``RouterFeatures.ties``; a tie's user state is made of
+    the user's sampled decisions, none left out, as in full-batch training).
 
     ``part = (rank, world)``: the share of rank ``rank`` of ``world`` processes (DDP),
     its contiguous slice of the batch's targets and outcome entries, each term scaled by
@@ -201,16 +206,28 @@ def _step_loss(
     rank, world = part
     _, dq, dl, dr = f.dec
     _, pl, o_perf, _, ol, o_cost = targets
-    state = batches.state_sample(np.unique(batches.du[batch]), cfg.state_sample, rng)
+    ties = np.zeros(0, dtype=np.int64) if tie_batch is None else tie_batch
+    targeted = np.concatenate([batches.du[batch], batches.tu[ties]])
+    state = batches.state_sample(np.unique(targeted), cfg.state_sample, rng)
     p_all = batches.entries(batches.pq, outcome_queries)
     c_all = batches.entries(batches.oq, outcome_queries)
-    whole = len(batch), len(p_all), len(c_all), int((~dr[torch.from_numpy(batch)].isnan()).sum())
+    logged_all = int((~dr[torch.from_numpy(batch)].isnan()).sum())
+    whole = len(batch) + len(ties), len(p_all), len(c_all), logged_all
     batch = batch[_shard(len(batch), rank, world)]
+    ties = ties[_shard(len(ties), rank, world)]
     p_idx, c_idx = p_all[_shard(len(p_all), rank, world)], c_all[_shard(len(c_all), rank, world)]
-    users = np.unique(batches.du[batch])
+    users = np.unique(np.concatenate([batches.du[batch], batches.tu[ties]]))
     state = state[np.isin(batches.du[state], users)]
     rows = np.unique(
-        np.concatenate([batches.dq[batch], batches.dq[state], batches.pq[p_idx], batches.oq[c_idx]])
+        np.concatenate(
+            [
+                batches.dq[batch],
+                batches.dq[state],
+                batches.pq[p_idx],
+                batches.oq[c_idx],
+                batches.tq[ties],
+            ]
+        )
     )
 
     def local(q: np.ndarray) -> torch.Tensor:
@@ -239,7 +256,7 @@ def _step_loss(
         aux = aux + F.mse_loss(cost[local(batches.oq[c_idx]), ol[c]], o_cost[c]) * (
             len(c_idx) / whole[2]
         )
-    if not len(batch):  # a rank without targets in a small last batch: no decision loss
+    if not len(batch) and not len(ties):  # a rank without targets in a small last batch
         touch = sum(p.sum() for p in model.parameters()) * 0.0  # every weight in DDP's graph
         return world * (cfg.aux_weight * aux + touch)
 
@@ -262,12 +279,21 @@ def _step_loss(
     count = torch.from_numpy(batches.count[batches.du[batch]]).to(dev, msgs.dtype)[:, None]
     mean = others_sum / others_n.clamp(min=1)
     h_u = mean * (count - 1) / (count - 1 + cfg.prior_decisions).clamp(min=1)
+    tie_nll = None
+    if len(ties):  # not in the states: a tie's user is the mean of all sampled, shrunk
+        t = torch.from_numpy(ties).to(dev)
+        t_user = torch.from_numpy(np.searchsorted(users, batches.tu[ties])).to(dev)
+        n = torch.from_numpy(batches.count[batches.tu[ties]]).to(dev, msgs.dtype)[:, None]
+        h_t = total[t_user] / sampled[t_user].clamp(min=1) * n
+        h_t = h_t / (n + cfg.prior_decisions).clamp(min=1)
+        tie_rows = (f.ties[0][t], local(batches.tq[ties]), *(x[t] for x in f.ties[2:]))
+        tie_nll = tie_nll_terms(inference, h_t, tie_rows, seen_p, seen_c)
 
     b = torch.from_numpy(batch).to(dev)
     tied = f.tied_with_choice(dq[b], dl[b], f.cand[b])
-    # decision_loss = mean choice NLL + reward_weight * mean logged error: rescaled to the
-    # batch's counts, share = len(batch) / whole[0] and the logged error's weight adjusted.
-    share = len(batch) / whole[0]
+    # decision_loss = mean choice (and tie) NLL + reward_weight * mean logged error: rescaled
+    # to the batch's counts, share = targets / whole[0] and the logged error's weight adjusted.
+    share = (len(batch) + len(ties)) / whole[0]
     logged = int((~dr[b].isnan()).sum())
     reward_weight = cfg.reward_weight * (logged / whole[3] / share if logged else 1.0)
     loss = decision_loss(
@@ -281,6 +307,7 @@ def _step_loss(
         tied,
         seen_p,
         seen_c,
+        tie_nll=tie_nll,
     )
     return world * (loss * share + cfg.aux_weight * aux)
 
@@ -297,6 +324,7 @@ def validate_chunked(
     reward_weight: float,
     val: tuple[torch.Tensor, ...],
     outcomes: tuple[torch.Tensor, ...],
+    ties: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[float, float, float]:
     """:func:`gnn.fitting.validate` in chunks: the same figures up to float summation
     order, with memory bounded by the chunk (plus (Q, H) query states)."""
@@ -328,7 +356,11 @@ def validate_chunked(
         ok = ~r.isnan()
         if ok.any():
             sq += float((utility.gather(1, ll[:, None])[:, 0] - r)[ok].square().sum())
-    loss = nll / len(v_u) + (reward_weight * sq / logged if logged else 0.0)
+    n_ties = 0 if ties is None else len(ties[0])
+    for start in range(0, n_ties, _CHUNK):
+        rows = tuple(t[start : start + _CHUNK] for t in ties)  # type: ignore[union-attr]
+        nll += float(tie_nll_terms(inference, h_u[rows[0]], rows, seen_p, seen_c).sum())
+    loss = nll / (len(v_u) + n_ties) + (reward_weight * sq / logged if logged else 0.0)
     return correct / len(v_u), loss + outcome, outcome
 
 
@@ -350,7 +382,11 @@ class StepLoss(nn.Module):
         self.perf_weight, self.part = perf_weight, part
 
     def forward(
-        self, batch: np.ndarray, outcome_queries: np.ndarray, rng: np.random.Generator
+        self,
+        batch: np.ndarray,
+        outcome_queries: np.ndarray,
+        rng: np.random.Generator,
+        tie_batch: np.ndarray | None = None,
     ) -> torch.Tensor:
         return _step_loss(
             self.inference,
@@ -362,6 +398,7 @@ class StepLoss(nn.Module):
             outcome_queries,
             rng,
             self.part,
+            tie_batch,
         )
 
 
@@ -400,7 +437,7 @@ def fit_minibatch(
     plan = training_targets(f, data, split)
     targets = plan.outcomes
     batches = _Batches(inference, targets)
-    n_targets = len(batches.du)
+    n_targets, n_ties = len(batches.du), len(batches.tu)
     steps = max(1, -(-n_targets // batch_size))
     step_loss = StepLoss(
         inference, cfg, batches, targets, plan.perf_weight, ranks.part if ranks else (0, 1)
@@ -414,16 +451,21 @@ def fit_minibatch(
         model.train()
         order = rng.permutation(n_targets)
         outcome_batches = np.array_split(rng.permutation(batches.queries), steps)
+        # Ties ride along, as many per step (drawn only where there are: the same draws
+        # as before on graphs without ties).
+        tie_batches = np.array_split(rng.permutation(n_ties) if n_ties else np.zeros(0, int), steps)
         losses = []
         for step in range(steps):
             batch = np.sort(order[step * batch_size : (step + 1) * batch_size])
-            loss = run(batch, np.sort(outcome_batches[step]), rng)
+            loss = run(batch, np.sort(outcome_batches[step]), rng, np.sort(tie_batches[step]))
             losses.append(ranks.mean(loss) if ranks else loss.item())
             check_finite_loss(torch.tensor(losses[-1]), epoch)
             optim.zero_grad()
             loss.backward()
             optim.step()
-        validation = validate_chunked(inference, cfg.reward_weight, plan.val, plan.val_outcomes)
+        validation = validate_chunked(
+            inference, cfg.reward_weight, plan.val, plan.val_outcomes, plan.val_ties
+        )
         mean_loss = float(np.mean(losses))
         bar.set_postfix(loss=f"{mean_loss:.3f}", val_acc=f"{validation[0]:.3f}")
         improved = (
