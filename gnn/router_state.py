@@ -37,6 +37,7 @@ def router_state(router: GNNRouter) -> dict[str, object]:
         "best_epoch": router.best_epoch,
         "residual_scale": router.inference.residual_scale,
         "vote_temperature": router.calibration.as_dict(),
+        "vote_prior": None if router.vote_prior is None else router.vote_prior.tolist(),
     }
 
 
@@ -92,6 +93,35 @@ def restore_router(
     router.inference.residual_scale = float(scale)
     # Older checkpoints: uncalibrated (1 and 1); VoteCalibration range-checks the values.
     router.calibration = VoteCalibration.from_state(state.get("vote_temperature"))
+    router.vote_prior = _vote_prior(state.get("vote_prior"), router)
     router.inference.invalidate()
     router.best_epoch = int(state.get("best_epoch", -1))  # type: ignore[call-overload]
     return router
+
+
+#: The largest Bradley-Terry strength a checkpoint's vote prior may hold (fits with the
+#: shrinkage of ``gnn.preference.shrinkage`` stay within a few units).
+_MAX_STRENGTH = 50.0
+
+
+def _vote_prior(value: object, router: GNNRouter) -> np.ndarray | None:
+    """A checkpoint's ``vote_prior`` (None: none, or an older checkpoint), checked: one
+    finite strength within +-50 per (task, LLM) of the router."""
+    if value is None:
+        return None
+    shape = (len(router.task_ids), len(router.llm_ids))
+    try:
+        prior = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        prior = None
+    if (
+        prior is None
+        or prior.shape != shape
+        or not np.all(np.isfinite(prior))
+        or np.abs(prior).max(initial=0.0) > _MAX_STRENGTH
+    ):
+        raise ProuterError(
+            f"the checkpoint's vote_prior is not a {shape[0]} x {shape[1]} table of finite "
+            f"strengths within +-{_MAX_STRENGTH:g}"
+        )
+    return prior
