@@ -58,6 +58,7 @@ __all__ = [
     "Embedder",
     "embed_graph",
     "inferred_text",
+    "is_bundled",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -89,6 +90,11 @@ def _memory_cache() -> sqlite3.Connection:
     conn.execute(_CACHE_DDL)
     conn.commit()
     return conn
+
+
+def is_bundled(model: str) -> bool:
+    """Whether the model setting ``model`` names the bundled all-MiniLM-L6-v2."""
+    return model in _DEFAULT_ALIASES
 
 
 def _looks_like_path(model: str) -> bool:

