@@ -136,7 +136,7 @@ def open_route_service(
                 click.echo(f"Warning: {warning}", err=True)
             return light
     else:
-        note("full path: not an embedded store on the CPU")
+        note("full path: not an embedded store, or a device other than the CPU")
     stamp = store_stamp(store_file) if path is not None else None  # before the store is read
     rs = open_service(settings, **service)
     note("full path: service built")
