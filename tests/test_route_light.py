@@ -97,6 +97,7 @@ def test_light_service_routes_as_the_full_one(trained, tmp_path):
     # Its own cache: the light service encodes the texts with the numpy MiniLM itself.
     light = load_service(
         snap,
+        model_dir=trained[1],
         stamp=store_stamp(path),
         embedder=Embedder(cache_path=tmp_path / "light.sqlite", numpy_encoder=True),
     )
@@ -117,16 +118,20 @@ def test_light_service_routes_as_the_full_one(trained, tmp_path):
 
 def test_a_changed_store_or_another_model_makes_the_snapshot_stale(trained, tmp_path):
     full, snap = snapshot_of(trained, tmp_path)
-    path, _, _ = trained
+    path, model_dir, _ = trained
     stamp = store_stamp(path)
     embedder = Embedder(cache_path=None, numpy_encoder=True)
     with pytest.raises(StaleSnapshot, match="changed"):
-        load_service(snap, stamp=[stamp[0], stamp[1] + 1, stamp[2]], embedder=embedder)
+        load_service(
+            snap, model_dir=model_dir, stamp=[stamp[0], stamp[1] + 1, stamp[2]], embedder=embedder
+        )
     with pytest.raises(StaleSnapshot, match="another model"):
-        load_service(snap, stamp=stamp, embedder=embedder, version="gnn-other")
-    assert load_service(snap, stamp=stamp, embedder=embedder, version=full.version)
+        load_service(snap, model_dir=model_dir, stamp=stamp, embedder=embedder, version="gnn-other")
+    assert load_service(
+        snap, model_dir=model_dir, stamp=stamp, embedder=embedder, version=full.version
+    )
     with pytest.raises(StaleSnapshot):
-        load_service(snap, stamp=None, embedder=embedder)
+        load_service(snap, model_dir=model_dir, stamp=None, embedder=embedder)
 
 
 def _rewrite(snap: Path, out: Path, **changes: object) -> None:
@@ -161,28 +166,28 @@ def _rewrite(snap: Path, out: Path, **changes: object) -> None:
 )
 def test_out_of_range_snapshots_are_refused(trained, tmp_path, change):
     _, snap = snapshot_of(trained, tmp_path)
-    path, _, _ = trained
+    path, model_dir, _ = trained
     with np.load(snap, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     bad = tmp_path / "bad.npz"
     _rewrite(snap, bad, **change(arrays))
     with pytest.raises(BadSnapshot):
-        load_service(bad, stamp=store_stamp(path), embedder=None)
+        load_service(bad, model_dir=model_dir, stamp=store_stamp(path), embedder=None)
 
 
 def test_truncated_or_garbled_snapshots_are_refused(trained, tmp_path):
     _, snap = snapshot_of(trained, tmp_path)
-    path, _, _ = trained
+    path, model_dir, _ = trained
     data = snap.read_bytes()
     for i, blob in enumerate([data[: len(data) // 2], b"not a zip", data[:100] + b"x" * 50]):
         bad = tmp_path / f"bad{i}.npz"
         bad.write_bytes(blob)
         with pytest.raises(BadSnapshot):
-            load_service(bad, stamp=store_stamp(path), embedder=None)
+            load_service(bad, model_dir=model_dir, stamp=store_stamp(path), embedder=None)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, header=np.array([{"format": 1}], dtype=object))
     with pytest.raises(BadSnapshot):  # object arrays are never unpickled
-        load_service(pickled, stamp=store_stamp(path), embedder=None)
+        load_service(pickled, model_dir=model_dir, stamp=store_stamp(path), embedder=None)
 
 
 def test_embedded_store_file_only_for_ladybug():
@@ -304,3 +309,14 @@ def test_other_embedding_models_and_devices_take_the_full_path(copied, tmp_path)
     assert "not the bundled embedding model" in result.stderr
     _, note = cli_route(path, model_dir, cache, "--device", "auto", "--user", "user-0001", TEXT)
     assert "full path" in note
+
+
+def test_a_removed_checkpoint_is_not_served_from_the_snapshot(copied):
+    path, model_dir, cache = copied
+    first, _ = cli_route(path, model_dir, cache, "--user", "user-0001", TEXT)
+    checkpoint = model_dir / f"{first['model_version']}.pt"
+    checkpoint.rename(model_dir / "moved.bin")
+    result = CliRunner().invoke(cli, route_args(path, model_dir, cache, "--user", "u", TEXT))
+    assert "changed or is gone" in result.stderr  # the light path refused ...
+    assert result.exit_code == 1  # ... and the full one says what is missing
+    assert first["model_version"] in result.stderr

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from gnn.checkpoint import checkpoint_path
 from gnn.data import RoutingData
 from gnn.light.router import WEIGHT_NAMES, LightRouter
 from prcore.errors import ProuterError
@@ -93,6 +94,15 @@ def store_stamp(store_file: Path) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
+def _checkpoint_stamp(model_dir: Path, version: str) -> list[int] | None:
+    """``[size, mtime_ns]`` of the checkpoint of ``version`` (None: missing or a bad name)."""
+    try:
+        st = os.stat(checkpoint_path(model_dir, version))
+    except (OSError, ProuterError):
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def snapshot_path(model_dir: Path, store_file: Path) -> Path:
     """The snapshot of ``store_file``'s routes, inside ``model_dir`` (named by a hash of
     the store's absolute path)."""
@@ -147,6 +157,7 @@ def write_snapshot(
         "version": service.version,
         "latest": bool(latest),
         "stamp": [int(x) for x in stamp],
+        "checkpoint": _checkpoint_stamp(service.model_dir, service.version),
         "store": str(Path(store_file).resolve()),
         "router": router.name,
         "task_ids": list(data.task_ids),
@@ -318,6 +329,7 @@ def _shape(
 def load_service(
     path: Path,
     *,
+    model_dir: Path,
     stamp: Sequence[int] | None,
     embedder: Any,
     version: str | None = None,
@@ -325,7 +337,8 @@ def load_service(
 ) -> Any:
     """The :class:`gnn.serving.RoutingService` of the snapshot at ``path`` with a
     :class:`LightRouter`, when its stamp equals ``stamp`` (the store file now) and its
-    model is ``version`` (None: the latest). Raises :class:`StaleSnapshot` or
+    model is ``version`` (None: the latest) and its checkpoint in ``model_dir`` is the one
+    it was made from. Raises :class:`StaleSnapshot` or
     :class:`BadSnapshot` otherwise."""
     from gnn.serving import RoutingService
 
@@ -338,6 +351,8 @@ def load_service(
     if not wanted:
         raise StaleSnapshot(f"the snapshot is of another model ({header.get('version')!r})")
     _check(arrays, header)
+    if header.get("checkpoint") != _checkpoint_stamp(model_dir, header["version"]):
+        raise StaleSnapshot(f"the checkpoint of {header['version']} changed or is gone")
     ids = {k: header[k] for k in ("task_ids", "llm_ids", "user_ids", "query_ids")}
     q = len(ids["query_ids"])
     data = RoutingData(
@@ -383,6 +398,6 @@ def load_service(
         query_text=header["query_text"],
         user_queries=user_queries,
         warnings=header["warnings"],
-        model_dir=path.parent.parent,
+        model_dir=model_dir,
         similar=similar,
     )

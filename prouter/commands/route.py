@@ -179,6 +179,7 @@ def _light_service(
         embedder = Embedder(cache_path=service["cache"], numpy_encoder=True)
         return load_service(
             path,
+            model_dir=service["model_dir"] or settings.model_dir,
             stamp=store_stamp(store_file),
             embedder=embedder,
             version=service["version"],
