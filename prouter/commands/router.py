@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from prcore.values import finite_or_none
 from prouter.commands.common import Settings, comma_list, domain_errors, echo_written
 
 
@@ -415,6 +414,8 @@ def _print_results(
             }
             if results and results[0].baselines:
                 out[setting]["baselines"] = summarise_baselines(results)
+        from prcore.values import finite_or_none  # numpy: not for `prouter --help`
+
         click.echo(json.dumps(finite_or_none(out), indent=2, allow_nan=False))
         return
     click.echo(
