@@ -320,3 +320,21 @@ def test_a_removed_checkpoint_is_not_served_from_the_snapshot(copied):
     assert "changed or is gone" in result.stderr  # the light path refused ...
     assert result.exit_code == 1  # ... and the full one says what is missing
     assert first["model_version"] in result.stderr
+
+
+def test_cli_batch_mode_routes_light_with_the_same_answers(copied, tmp_path):
+    path, model_dir, cache = copied
+    src = tmp_path / "queries.jsonl"
+    src.write_text(
+        "".join(json.dumps({"user": u, "query": q, "task": t}) + "\n" for u, q, t in CASES)
+    )
+    outputs = []
+    for _ in range(2):  # full (writes the snapshot), then light
+        result = CliRunner().invoke(cli, route_args(path, model_dir, cache, "--input", str(src)))
+        assert result.exit_code == 0, result.output
+        outputs.append(([json.loads(line) for line in result.stdout.splitlines()], result.stderr))
+    (full, full_note), (light, light_note) = outputs
+    assert "full path" in full_note and "light path" in light_note
+    assert [r["line"] for r in light] == [1, 2, 3, 4]
+    for a, b in zip(light, full, strict=True):
+        assert_same(a, b)

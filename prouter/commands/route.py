@@ -176,7 +176,8 @@ def _light_service(
     from workloads.embeddings import Embedder
 
     try:
-        embedder = Embedder(cache_path=service["cache"], numpy_encoder=True)
+        model = service["embedding_model"] or settings.embedding_model
+        embedder = Embedder(model, cache_path=service["cache"], numpy_encoder=True)
         return load_service(
             path,
             model_dir=service["model_dir"] or settings.model_dir,
