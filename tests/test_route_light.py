@@ -338,3 +338,18 @@ def test_cli_batch_mode_routes_light_with_the_same_answers(copied, tmp_path):
     assert [r["line"] for r in light] == [1, 2, 3, 4]
     for a, b in zip(light, full, strict=True):
         assert_same(a, b)
+
+
+def test_train_writes_the_snapshot_so_the_first_route_is_light(copied):
+    path, model_dir, cache = copied
+    store = ["--store", f"ladybug:{path}"]
+    trained = CliRunner().invoke(
+        cli, [*store, "train", "--epochs", "5", "--hidden", "8", "--model-dir", str(model_dir)]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert f"route snapshot written to {snapshot_path(model_dir, path)}" in trained.output
+    version = trained.output.split("model ", 1)[1].split()[0]
+    light, note = cli_route(path, model_dir, cache, "--user", "user-0001", TEXT)
+    assert "light path" in note and light["model_version"] == version
+    expected = full_service(path, model_dir, cache).route("user-0001", TEXT)
+    assert_same(light, expected.to_dict())

@@ -15,7 +15,14 @@ from prouter.commands.common import Settings, domain_errors
 if TYPE_CHECKING:
     from gnn.serving import RouteResult, RoutingService
 
-__all__ = ["format_result", "open_route_service", "open_service", "route", "service_options"]
+__all__ = [
+    "format_result",
+    "open_route_service",
+    "open_service",
+    "refresh_route_snapshot",
+    "route",
+    "service_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 BATCH_CHUNK = 64  # requests per embedding call and forward pass in batch mode
@@ -152,6 +159,30 @@ def open_route_service(
         except (OSError, ValueError, ProuterError) as exc:
             note(f"no snapshot written: {exc}")
     return rs
+
+
+def refresh_route_snapshot(settings: Settings, model_dir: Path) -> Path | None:
+    """Write the route snapshot of the configured embedded store's latest model (after
+    `prouter train`), so that the next `prouter route` starts light; its path, or None
+    where there is no light path (Neo4j, another embedding model, another router)."""
+    from gnn.light.snapshot import snapshot_path, store_stamp, write_snapshot
+    from gnn.serving import RoutingService
+    from graphdb.store import embedded_store_file
+    from prcore.errors import ProuterError
+    from workloads.embeddings import Embedder, is_bundled
+
+    store_file = embedded_store_file(domain_errors(settings.store_url))
+    stamp = store_stamp(store_file) if store_file is not None else None
+    if stamp is None or not is_bundled(settings.embedding_model):
+        return None
+    path = snapshot_path(model_dir, store_file)  # type: ignore[arg-type]
+    try:
+        with settings.open(read_only=True) as store:
+            service = RoutingService(store, Embedder(settings.embedding_model), model_dir=model_dir)
+        write_snapshot(service, path, stamp=stamp, store_file=store_file, latest=True)  # type: ignore[arg-type]
+    except (OSError, ValueError, ProuterError, click.ClickException):
+        return None
+    return path
 
 
 def _default_embedder(settings: Settings, service: dict[str, Any]) -> bool:

@@ -130,6 +130,12 @@ def train(
         )
     if result.written:
         echo_written(result.written)
+    if write_back:  # the first `prouter route` of this model then starts light
+        from prouter.commands.route import refresh_route_snapshot
+
+        snapshot = refresh_route_snapshot(settings, model_dir or settings.model_dir)
+        if snapshot is not None:
+            click.echo(f"route snapshot written to {snapshot}")
 
 
 def _echo_batch_choice() -> None:
