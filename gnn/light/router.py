@@ -63,7 +63,7 @@ class LightRouter:
     """A trained GNN router reduced to its route-time forward (see the module docstring).
 
     ``arrays``: :data:`WEIGHT_NAMES` plus ``h_l`` (L, H), ``task_prior`` (T, L, 3),
-    ``task_cost_range`` (T, 2), ``ref_emb`` (Q, D), ``ref_perf`` / ``ref_cost`` (Q, L),
+    ``task_cost_range`` (T, 2), ``query_emb`` (Q, D), ``ref_perf`` / ``ref_cost`` (Q, L),
     ``user_weight`` (U,); the rest are scalars."""
 
     def __init__(
@@ -85,7 +85,7 @@ class LightRouter:
         self.k = neighbours
         self.residual_scale = residual_scale
         self.prior_weight = prior_weight
-        self.ref = (arrays["ref_emb"], arrays["ref_perf"], arrays["ref_cost"])
+        self.ref = (arrays["query_emb"], arrays["ref_perf"], arrays["ref_cost"])
         self._standing: OutcomeNeighbourhood | None = None
 
     @property

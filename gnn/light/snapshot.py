@@ -123,6 +123,8 @@ def write_snapshot(
     if getattr(router, "name", None) not in ("gnn", "gnn_nonpersonal"):
         raise ProuterError(f"no light path for router {getattr(router, 'name', '?')!r}")
     f, data = router.features, service.data
+    if f.query_emb is not data.query_emb and not np.array_equal(f.query_emb, data.query_emb):
+        raise ProuterError("the router's reference embeddings are not the graph's")
     state = router.model.state_dict()
     with torch.no_grad():
         router.inference._eval()
@@ -136,7 +138,6 @@ def write_snapshot(
         "h_l": h_l.astype(np.float32),
         "task_prior": np.asarray(f.task_prior, dtype=np.float32),
         "task_cost_range": np.asarray(f.task_cost_range, dtype=np.float64),
-        "ref_emb": np.asarray(f.query_emb, dtype=np.float32),
         "ref_perf": np.asarray(f.ref_perf, dtype=np.float64),
         "ref_cost": np.asarray(f.ref_cost, dtype=np.float64),
         "user_weight": np.asarray(service._weights, dtype=np.float32),
@@ -258,7 +259,6 @@ def _check(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
         "h_l": (m, h),
         "task_prior": (t_model, m, 3),
         "task_cost_range": (t_model, 2),
-        "ref_emb": (q, d),
         "ref_perf": (q, m),
         "ref_cost": (q, m),
         "user_weight": (u,),
@@ -279,7 +279,7 @@ def _check(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
         if name not in w or w[name].shape != shape:
             got = w[name].shape if name in w else "missing"
             raise BadSnapshot(f"array {name!r}: shape {got}, expected {shape}")
-    for name in (*WEIGHT_NAMES, "h_l", "task_prior", "task_cost_range", "ref_emb", "query_emb"):
+    for name in (*WEIGHT_NAMES, "h_l", "task_prior", "task_cost_range", "query_emb"):
         if w[name].dtype.kind != "f" or not np.isfinite(w[name]).all():
             raise BadSnapshot(f"array {name!r} is not finite floats")
     if not ((w["user_weight"] >= 0) & (w["user_weight"] <= 1)).all():
