@@ -7,8 +7,10 @@ text (so the query is encoded, not read from the embedding cache). *full*: the
 route snapshot is deleted first, so the process loads torch, the checkpoint and
 the graph (and writes the snapshot again at the end); *light*: the snapshot is
 current, so it routes from it with the numpy encoder and forward. Also times
-`prouter --help` (the CLI's own imports). Prints every run, the medians and the
-load average (the machine may be shared).
+`prouter --help` (the CLI's own imports). Prints the medians of wall time, CPU time
+(user + system: close to the wall time an idle machine would give, the runs being
+mostly single-threaded) and peak RSS, every run's wall time, and the load average
+(the machine may be shared).
 
     ./dev bench route_cold                # builds the demo store in a temporary folder
     ./dev bench route_cold --runs 7 --workdir /tmp/route-cold   # keeps (and reuses) it
@@ -50,12 +52,12 @@ def build_store(folder: Path, queries: int) -> None:
         )
 
 
-def run(args: list[str]) -> tuple[float, float, str]:
-    """(wall s, peak RSS MiB, stderr) of one process."""
+def run(args: list[str]) -> tuple[tuple[float, float, float], str]:
+    """((wall s, CPU s, peak RSS MiB), stderr) of one process."""
     stage = run_measured(" ".join(args[3:5]), args)
     if stage.returncode:
         raise SystemExit(f"{' '.join(args[3:])} failed ({stage.returncode}):\n{stage.stderr}")
-    return stage.seconds, stage.peak_rss_mb, stage.stderr
+    return (stage.seconds, stage.cpu_seconds, stage.peak_rss_mb), stage.stderr
 
 
 def main() -> None:
@@ -82,25 +84,26 @@ def main() -> None:
     snapshots = folder / "models" / "route-snapshots"
     stamp = time.strftime("%H%M%S")
     load_before = os.getloadavg()
-    results: dict[str, list[tuple[float, float]]] = {"help": [], "full": [], "light": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"help": [], "full": [], "light": []}
     for i in range(args.runs):
-        results["help"].append(run([*PROUTER, "--help"])[:2])
+        results["help"].append(run([*PROUTER, "--help"])[0])
         shutil.rmtree(snapshots, ignore_errors=True)
-        wall, rss, err = run([*PROUTER, *route, f"How do I sort a list in Python? {stamp}-f{i}"])
+        measured, err = run([*PROUTER, *route, f"How do I sort a list in Python? {stamp}-f{i}"])
         assert "full path" in err, err
-        results["full"].append((wall, rss))
-        wall, rss, err = run([*PROUTER, *route, f"How do I sort a list in Python? {stamp}-l{i}"])
+        results["full"].append(measured)
+        measured, err = run([*PROUTER, *route, f"How do I sort a list in Python? {stamp}-l{i}"])
         assert "light path" in err, err
-        results["light"].append((wall, rss))
+        results["light"].append(measured)
     load_after = os.getloadavg()
     print(f"cold processes, {args.runs} runs each, store {folder / 'g.lbug'}")
-    print(f"{'variant':<22} {'median s':>9} {'runs s':<34} {'peak RSS MiB':>13}")
+    print("wall: elapsed seconds; CPU: user + system seconds (about the wall time on an idle")
+    print("machine: each run is mostly one thread); medians over the runs")
+    print(f"{'variant':<20} {'wall s':>7} {'CPU s':>6} {'peak RSS MiB':>13}  wall s of each run")
     names = {"help": "prouter --help", "full": "route, full path", "light": "route, light path"}
     for key, label in names.items():
-        walls = [w for w, _ in results[key]]
-        rss = statistics.median(r for _, r in results[key])
-        runs = " ".join(f"{w:.2f}" for w in walls)
-        print(f"{label:<22} {statistics.median(walls):>9.2f} {runs:<34} {rss:>13.0f}")
+        wall, cpu, rss = (statistics.median(r[j] for r in results[key]) for j in range(3))
+        runs = " ".join(f"{r[0]:.2f}" for r in results[key])
+        print(f"{label:<20} {wall:>7.2f} {cpu:>6.2f} {rss:>13.0f}  {runs}")
     print(
         f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} "
         f"on {os.cpu_count()} CPUs"
