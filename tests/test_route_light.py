@@ -353,3 +353,13 @@ def test_train_writes_the_snapshot_so_the_first_route_is_light(copied):
     assert "light path" in note and light["model_version"] == version
     expected = full_service(path, model_dir, cache).route("user-0001", TEXT)
     assert_same(light, expected.to_dict())
+
+
+def test_store_stamp_is_none_while_a_recovery_is_pending(tmp_path):
+    store = tmp_path / "g.lbug"
+    assert store_stamp(store) is None  # no file
+    store.write_bytes(b"x")
+    stamp = store_stamp(store)
+    assert stamp is not None and stamp[1] == 1
+    (tmp_path / "g.lbug.wal").write_bytes(b"")  # a read-only open may replay it
+    assert store_stamp(store) is None
