@@ -66,6 +66,8 @@ class LightRouter:
     ``task_cost_range`` (T, 2), ``query_emb`` (Q, D), ``ref_perf`` / ``ref_cost`` (Q, L),
     ``user_weight`` (U,); the rest are scalars."""
 
+    light = True  # what callers check (no torch behind it)
+
     def __init__(
         self,
         arrays: dict[str, np.ndarray],
