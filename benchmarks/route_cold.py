@@ -95,6 +95,11 @@ def main() -> None:
         assert "light path" in err, err
         results["light"].append(measured)
     load_after = os.getloadavg()
+    import importlib.util
+
+    import numpy
+
+    cached = Path(importlib.util.cache_from_source(numpy.__file__)).exists()
     print(f"cold processes, {args.runs} runs each, store {folder / 'g.lbug'}")
     print("wall: elapsed seconds; CPU: user + system seconds (about the wall time on an idle")
     print("machine: each run is mostly one thread); medians over the runs")
@@ -108,6 +113,11 @@ def main() -> None:
         f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} "
         f"on {os.cpu_count()} CPUs"
     )
+    if not cached:  # every import compiles its module again: much slower cold starts
+        print(
+            "note: the environment has no bytecode cache (PYTHONDONTWRITEBYTECODE?); "
+            "`python -m compileall .venv/lib` first for figures a normal install gives"
+        )
 
 
 if __name__ == "__main__":
