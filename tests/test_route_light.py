@@ -363,3 +363,24 @@ def test_store_stamp_is_none_while_a_recovery_is_pending(tmp_path):
     assert stamp is not None and stamp[1] == 1
     (tmp_path / "g.lbug.wal").write_bytes(b"")  # a read-only open may replay it
     assert store_stamp(store) is None
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_store_takes_the_full_path(neo4j_server, trained, tmp_path):
+    """The light path needs a store file to stamp: Neo4j is routed in full, as before."""
+    url, user, password = (neo4j_server[k] for k in ("uri", "username", "password"))
+    cache = trained[2]
+    with open_store(url, username=user, password=password) as store:
+        store.clear()
+        with Embedder(cache_path=cache) as embedder:
+            write_workload(store, dim=None)
+            embed_graph(store, embedder, progress=False)
+        train_and_record(store, seed=0, model_dir=tmp_path / "models", config=TRAIN)
+    args = ["--store", url, "--neo4j-user", user, "--neo4j-password", password, "route"]
+    args += ["--model-dir", str(tmp_path / "models"), "--cache", str(cache), "-v", "--json"]
+    for _ in range(2):
+        result = CliRunner().invoke(cli, [*args, "--user", "user-0001", TEXT])
+        assert result.exit_code == 0, result.output
+        assert "full path: not an embedded store" in result.stderr
+    assert not (tmp_path / "models" / "route-snapshots").exists()
+    assert json.loads(result.stdout)["explanation"]["known_user"]
