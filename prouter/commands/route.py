@@ -342,9 +342,10 @@ def route(
     new user, the known users' choices that the population prior reflects.
     With --input, routes every record of a JSONL or CSV file.
 
-    On an embedded store, the first local route writes a snapshot of what routing
-    needs next to the checkpoints; later routes read it instead of loading torch
-    and the graph (a cold start of about a second) until the store changes.
+    On an embedded store, `prouter train` (and a local route that had to load
+    the full model) writes a snapshot of what routing needs next to the
+    checkpoints; routes read it instead of loading torch and the graph (a cold
+    start of about a second) until the store changes.
 
     Example:
 
