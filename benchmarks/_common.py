@@ -70,6 +70,7 @@ class Stage:
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = float("nan")  # user + system CPU time of the process
 
 
 def run_measured(
@@ -87,7 +88,13 @@ def run_measured(
         out.seek(0)
         err.seek(0)
         stage = Stage(
-            name, seconds, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+            name,
+            seconds,
+            usage.ru_maxrss / 1024,
+            proc.returncode,
+            out.read(),
+            err.read(),
+            usage.ru_utime + usage.ru_stime,
         )
     if log is not None:
         with log.open("a") as f:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from prcore.errors import ProuterError
 
@@ -79,6 +78,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_plain(v) for v in value)
     if isinstance(value, np.ndarray):
+        import torch  # torch is imported where a file is written or read (not for paths)
+
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, np.generic):
         return value.item()
@@ -91,6 +92,8 @@ def save_file(path: Path, payload: Any, *, overwrite: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    import torch
+
     try:
         with open(tmp, "wb") as fh:
             torch.save(_plain(payload), fh)
@@ -117,6 +120,8 @@ def save_checkpoint(model_dir: Path, version: str, payload: dict[str, Any]) -> P
 def load_file(path: Path, *, safe_globals: Iterable[type] = ()) -> Any:
     """``torch.load(path, weights_only=True)`` (plus the listed data classes), with every
     failure (truncated, foreign or pickled-code file) as a :class:`CheckpointError`."""
+    import torch
+
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(Path(path), map_location="cpu", weights_only=True)

@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
 from prcore.errors import ProuterError
 
 __all__ = ["MIN_KNOWN_TRAIN_QUERIES", "ModelMismatchError", "check_finite_weights", "check_graph"]
@@ -82,6 +80,8 @@ def check_graph(
 
 def check_finite_weights(state: Mapping[str, Any]) -> None:
     """Refuse a checkpoint with NaN or infinite weights."""
+    import torch  # here: the rest of the module serves the light (torch-free) route path
+
     bad = [
         name
         for name, tensor in dict(state["state_dict"]).items()

@@ -32,10 +32,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gnn.checkpoint import load_checkpoint
 from gnn.compat import ModelMismatchError, check_finite_weights, check_graph
 from gnn.cost_estimate import ESTIMATED, KNOWN, UNKNOWN, estimate_costs, price_costs
-from gnn.data import load_routing_data
+from gnn.data import RoutingData, load_routing_data
 from gnn.neighbours import NeighbourIndex, nearest, unit_rows
 from graphdb.store import GraphStore
 from prcore.errors import ProuterError
@@ -180,6 +179,7 @@ class RoutingService:
         infer_k: int = 10,
         prior_k: int = 5,
     ) -> None:
+        from gnn.checkpoint import load_checkpoint
         from gnn.experiment import router_registry
 
         self.version = version or resolve_version(store)
@@ -215,18 +215,63 @@ class RoutingService:
         self.embedder = embedder
         self.model_dir = Path(model_dir)
         self.similar, self.infer_k, self.prior_k = similar, infer_k, prior_k
-        self._lock = threading.Lock()
         self._read_context(store)
+
+    @classmethod
+    def assemble(
+        cls,
+        *,
+        version: str,
+        data: RoutingData,
+        router: Any,
+        embedder: TextEmbedder,
+        query_text: list[str | None],
+        user_queries: dict[int, np.ndarray],
+        warnings: list[str],
+        model_dir: Path,
+        similar: int = 3,
+        infer_k: int = 10,
+        prior_k: int = 5,
+    ) -> RoutingService:
+        """A service from parts read elsewhere (``gnn.light``: a route snapshot and a
+        numpy router), without a store or a checkpoint; ``user_queries`` maps a user row
+        to the query rows it asked or judged (:attr:`_user_queries`)."""
+        self = cls.__new__(cls)
+        self.version, self.data, self.router, self.embedder = version, data, router, embedder
+        self.warnings = list(warnings)
+        self.model_dir = Path(model_dir)
+        self.similar, self.infer_k, self.prior_k = similar, infer_k, prior_k
+        self._build_context(query_text, user_queries)
+        return self
 
     # -- graph context ------------------------------------------------------------
     def _read_context(self, store: GraphStore) -> None:
         data = self.data
         q_index = {q: i for i, q in enumerate(data.query_ids)}
+        user_row = {u: i for i, u in enumerate(data.user_ids)}
         texts = store.export_nodes("Query", ["text"])
         by_id = dict(
             zip(texts.column("id").to_pylist(), texts.column("text").to_pylist(), strict=True)
         )
-        self.query_text = [by_id.get(q) for q in data.query_ids]
+        asked = store.export_edges("ASKED", [])
+        mine: dict[int, set[int]] = {}
+        for u, q in zip(
+            asked.column("src").to_pylist(), asked.column("dst").to_pylist(), strict=True
+        ):
+            if u in user_row and q in q_index:
+                mine.setdefault(user_row[u], set()).add(q_index[q])
+        self._build_context(
+            [by_id.get(q) for q in data.query_ids],
+            {u: np.array(sorted(qs), dtype=np.int64) for u, qs in mine.items()},
+        )
+
+    def _build_context(
+        self, query_text: list[str | None], user_queries: dict[int, np.ndarray]
+    ) -> None:
+        """Everything routing reads besides the router: indexes, who decided what."""
+        data = self.data
+        self._lock = threading.Lock()
+        self.query_text = query_text
         self._unit = unit_rows(data.query_emb)
         # Task inference searches every known query (approximately on large graphs).
         self._index = NeighbourIndex(self._unit, normalised=True)
@@ -236,13 +281,7 @@ class RoutingService:
             (int(u), int(q)): int(m)
             for u, q, m in zip(data.dec_user, data.dec_query, data.dec_llm, strict=True)
         }
-        asked = store.export_edges("ASKED", [])
-        mine: dict[int, set[int]] = {}
-        for u, q in zip(
-            asked.column("src").to_pylist(), asked.column("dst").to_pylist(), strict=True
-        ):
-            if u in self._user_row and q in q_index:
-                mine.setdefault(self._user_row[u], set()).add(q_index[q])
+        mine = {u: set(qs.tolist()) for u, qs in user_queries.items()}
         self._prefs: dict[tuple[int, int], list[tuple[str, str]]] = {}
         for u, q, win, lose in zip(
             data.pref_user, data.pref_query, data.pref_win, data.pref_lose, strict=True

@@ -25,7 +25,7 @@ from graphdb.schema import NODES, RELS, NodeType, RelType, node_type, rel_type
 from graphdb.tables import TableLike, conform_edges, conform_nodes, edge_schema, node_schema
 from prcore.errors import ConfigError, StoreError
 
-__all__ = ["BACKENDS", "GraphStore", "WriteStats", "open_store"]
+__all__ = ["BACKENDS", "GraphStore", "WriteStats", "embedded_store_file", "open_store"]
 
 BACKENDS = {
     "ladybug": "embedded LadybugDB file: 'ladybug:PATH' or a path ending in .lbug",
@@ -313,6 +313,14 @@ class GraphStore(abc.ABC):
         self.close()
 
 
+def embedded_store_file(url: str) -> Path | None:
+    """The file of an embedded (LadybugDB) store ``url``; None for any other backend."""
+    url = str(url)
+    if url.startswith(_NEO4J_SCHEMES) or not (url.startswith("ladybug:") or url.endswith(".lbug")):
+        return None
+    return Path(url.removeprefix("ladybug:").removeprefix("//"))
+
+
 def open_store(
     url: str,
     *,
@@ -338,10 +346,9 @@ def open_store(
         store: GraphStore = Neo4jStore.connect(
             url, (username, password), database=database, read_only=read_only
         )
-    elif url.startswith("ladybug:") or url.endswith(".lbug"):
+    elif (path := embedded_store_file(url)) is not None:
         from graphdb.backends.ladybug import LadybugStore
 
-        path = Path(url.removeprefix("ladybug:").removeprefix("//"))
         store = LadybugStore.open(path, read_only=read_only)
     else:
         choices = "; ".join(f"{k}: {v}" for k, v in BACKENDS.items())

@@ -41,7 +41,7 @@ def test_help_imports_no_heavy_library():
     code = (
         "import sys; from prouter.cli import main; sys.argv=['prouter','--help']\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "print(sorted(m for m in ('torch','dagster','ladybug','neo4j','pandas','pyarrow') "
+        "print(sorted(m for m in ('torch','dagster','ladybug','neo4j','pandas','pyarrow','numpy') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -58,6 +58,7 @@ __all__ = [
     "Embedder",
     "embed_graph",
     "inferred_text",
+    "is_bundled",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -91,6 +92,11 @@ def _memory_cache() -> sqlite3.Connection:
     return conn
 
 
+def is_bundled(model: str) -> bool:
+    """Whether the model setting ``model`` names the bundled all-MiniLM-L6-v2."""
+    return model in _DEFAULT_ALIASES
+
+
 def _looks_like_path(model: str) -> bool:
     """Whether ``model`` names a local folder rather than a hub name (``org/name``)."""
     return (
@@ -113,6 +119,8 @@ class Embedder:
     ``None`` keeps the cache in memory for this object's life); it may be shared
     by several models and processes. The model is loaded on first use, on
     ``device``. ``batch_size`` texts go through the model at a time.
+    ``numpy_encoder`` runs the bundled model with :class:`workloads.minilm.NumpyMiniLM`
+    instead (no torch import: fast cold starts; the same cache entries).
 
     After each :meth:`embed` call, ``hits`` and ``misses`` count the distinct
     texts of that call found in / missing from the cache (misses were encoded).
@@ -125,6 +133,7 @@ class Embedder:
         cache_path: Path | None = None,
         batch_size: int = 64,
         device: str = "cpu",
+        numpy_encoder: bool = False,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"embedding model must be a non-empty string, got {model!r}")
@@ -141,6 +150,11 @@ class Embedder:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._source, self.model_id = self._resolve(model)
+        if numpy_encoder and self._source != "package":
+            raise ConfigError(
+                f"the numpy encoder serves only the bundled {DEFAULT_MODEL!r}, not {model!r}"
+            )
+        self.numpy_encoder = numpy_encoder
 
     @staticmethod
     def _resolve(model: str) -> tuple[str, str]:
@@ -190,6 +204,10 @@ class Embedder:
         return self._dim
 
     def _load(self) -> Any:
+        if self.numpy_encoder:  # same vectors (to ~1e-6), no torch (workloads.minilm)
+            from workloads.minilm import NumpyMiniLM
+
+            return NumpyMiniLM()
         if self._source in ("package", "folder"):
             for var in _OFFLINE_VARS:
                 os.environ.setdefault(var, "1")

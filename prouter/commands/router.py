@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from prcore.values import finite_or_none
 from prouter.commands.common import Settings, comma_list, domain_errors, echo_written
 
 
@@ -131,6 +130,12 @@ def train(
         )
     if result.written:
         echo_written(result.written)
+    if write_back:  # the first `prouter route` of this model then starts light
+        from prouter.commands.route import refresh_route_snapshot
+
+        snapshot = refresh_route_snapshot(settings, model_dir or settings.model_dir)
+        if snapshot is not None:
+            click.echo(f"route snapshot written to {snapshot}")
 
 
 def _echo_batch_choice() -> None:
@@ -415,6 +420,8 @@ def _print_results(
             }
             if results and results[0].baselines:
                 out[setting]["baselines"] = summarise_baselines(results)
+        from prcore.values import finite_or_none  # numpy: not for `prouter --help`
+
         click.echo(json.dumps(finite_or_none(out), indent=2, allow_nan=False))
         return
     click.echo(

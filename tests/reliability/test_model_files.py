@@ -134,7 +134,7 @@ def plant_pickle(path: Path, marker: Path) -> None:
 def _stand_in_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     """`prouter route` embeds with the stand-in (the graphs carry stand-in embeddings)."""
 
-    def embedder(model: str, cache_path: Path | None = None):  # type: ignore[no-untyped-def]
+    def embedder(model: str, cache_path: Path | None = None, **options):  # type: ignore[no-untyped-def]
         url = os.environ["TEST_ROUTE_STORE"]
         with open_store(url, read_only=True) as store:
             return StandInEmbedder(store)
