@@ -348,8 +348,9 @@ def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
 def publish_predictions(store: GraphStore, ref: ModelRef) -> dict[str, WriteStats]:
     """The Dagster write-back step: :func:`write_routing_predictions`, then the RouterModel
     node (the commit marker) once every edge is in the graph."""
-    routed = write_routing_predictions(store, ref)
-    recorded = record_version(store, model_row(ref), routed=_prediction_table(ref).num_rows)
+    table = _prediction_table(ref)
+    routed = replace_predictions(store, ref.version, table, top_k=ref.routed_top)
+    recorded = record_version(store, model_row(ref), routed=table.num_rows)
     return {"ROUTED_TO": routed, "RouterModel": recorded["RouterModel"]}
 
 

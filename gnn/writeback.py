@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from tqdm import tqdm
 
 from gnn.data import RoutingData
 from gnn.evaluate import metrics_by_user
@@ -98,15 +99,23 @@ def write_predictions(
     batch_rows = batch_rows or BATCH_ROWS
     src = table.column("src").to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, int)
-    written = WriteStats()
-    begin = 0
+    bounds, begin = [], 0
     for start in [*starts[1:].tolist(), len(src)]:
         if start - begin >= batch_rows or start == len(src):
-            with store.transaction():
-                written = written + store.write_edges(
-                    "ROUTED_TO", table.slice(begin, start - begin)
-                )
+            bounds.append((begin, start))
             begin = start
+    written = WriteStats()
+    with tqdm(
+        total=len(src),
+        unit="rows",
+        desc="write-back ROUTED_TO",
+        leave=False,
+        disable=None if len(bounds) > 1 else True,
+    ) as bar:
+        for begin, end in bounds:
+            with store.transaction():
+                written = written + store.write_edges("ROUTED_TO", table.slice(begin, end - begin))
+            bar.update(end - begin)
     return written
 
 
