@@ -79,7 +79,7 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     from gnn.export import SubgraphSpec, export_training_subgraph
-    from gnn.pipeline import ModelRef, record_model, train_from_export, write_routing_predictions
+    from gnn.pipeline import ModelRef, publish_predictions, train_from_export
     from gnn.serving import RoutingService
     from graphdb.ingest import ingest_files
     from graphdb.store import open_store
@@ -110,12 +110,11 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
         config={"epochs": args.epochs, "patience": args.epochs, "device": "cpu"},
     )
     out["epoch_s"] = (time.perf_counter() - t0) / args.epochs
-    record_model(store, ref)
-    for k in (3, None):
+    for k in (3, None):  # ROUTED_TO in batches, then the RouterModel node
         t0 = time.perf_counter()
-        stats = write_routing_predictions(
+        stats = publish_predictions(
             store, ModelRef(ref.version, ref.checkpoint, ref.export, routed_top=k)
-        )
+        )["ROUTED_TO"]
         out[f"routed_{k or 'all'}"] = stats.total  # edges of the version after the write
         out[f"routed_{k or 'all'}_s"] = time.perf_counter() - t0
     service = RoutingService(store, emb, model_dir=folder / "models")

@@ -1,11 +1,18 @@
-"""Peak memory of the ROUTED_TO write-back on LadybugDB: one transaction against one per batch.
+"""Peak memory of the model write-back on LadybugDB: one transaction against batches.
 
-``gnn.writeback.write_predictions`` writes in batches of ``BATCH_ROWS`` rows, but inside
-one transaction (and ``prouter train`` wraps the RouterModel, ROUTED_TO and EVALUATED
-writes in one more). On RouterBench with 1,000 users (2.84M top-3 rows) that
-transaction took ``prouter train`` from 2.5 GB to 10.5 GB. Each mode runs in its own
-process on a fresh store (1,000 users, 11 LLMs, 3,000 queries) and prints its time and
-the rise of the peak RSS over the process's RSS before the write.
+Both modes run the write-back of ``prouter train`` (``gnn.writeback.write_back``: the
+ROUTED_TO rows, then the RouterModel node with one EVALUATED edge per user):
+
+* ``one``: the whole write-back in one transaction, as ``prouter train`` wrote it
+  before (on RouterBench with 1,000 users, 2.84M top-3 rows, that transaction took
+  ``prouter train`` from 2.5 GB to 10.5 GB);
+* ``batched``: as it writes now, each ROUTED_TO batch of ``BATCH_ROWS`` rows its own
+  transaction and the RouterModel node last (one more transaction).
+
+Each mode runs in its own process on a fresh store (1,000 users, 11 LLMs, 3,000
+queries) and prints its time, the number of transactions (each copies the store
+file: docs/reliability.md) and the rise of the peak RSS over the process's RSS
+before the write, then the ratio of the two modes per size.
 
     ./dev bench writeback_memory                       # 600k and 2.85M rows
     ./dev bench writeback_memory --rows 2850000 --modes one
@@ -19,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the repository on sys.path)
@@ -36,7 +44,7 @@ def worker(rows: int, mode: str) -> dict:
     import numpy as np
     import pyarrow as pa
 
-    from gnn.writeback import BATCH_ROWS, write_predictions
+    from gnn.writeback import write_back
     from graphdb.ingest import write_tables
     from graphdb.store import open_store
     from workloads.synthetic import generate
@@ -47,12 +55,13 @@ def worker(rows: int, mode: str) -> dict:
     query = np.tile(np.repeat(np.arange(per_user), TOP), USERS)
     llm = np.tile(np.arange(TOP), USERS * per_user)
     n = len(user)
+    version = "gnn-20261130T000000000000Z-bench-000000"
     table = pa.table(  # ordered by user, as gnn.writeback.prediction_table makes it
         {
             "src": np.asarray(wl.user_ids, dtype=object)[user],
             "dst": np.asarray(wl.llm_ids, dtype=object)[llm],
             "query_id": np.asarray(wl.query_ids, dtype=object)[query],
-            "model_version": np.full(n, "gnn-20261130T000000000000Z-bench-000000", dtype=object),
+            "model_version": np.full(n, version, dtype=object),
             "score": np.random.default_rng(0).random(n),
             "rank": (llm + 1).astype(np.int64),
         }
@@ -62,31 +71,43 @@ def worker(rows: int, mode: str) -> dict:
         open_store(f"ladybug:{Path(tmp) / 'g.lbug'}") as store,
     ):
         write_tables(store, wl.tables(embedding_dim=8))
+        model = {"version": version, "created_at": "2026-11-30T00:00:00Z", "config": "{}"}
+        evaluations = [
+            {"src": version, "dst": u, "setting": "general", "shots": 0, "accuracy": 0.5, "n": 1}
+            for u in wl.user_ids
+        ]
+        transactions = []
+        begin = store._begin
+        store._begin = lambda: transactions.append(1) or begin()  # count the outermost ones
         Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
         before = _rss_mb()[0]
         started = time.perf_counter()
-        if mode == "one":
-            write_predictions(store, table)
-        else:
-            for start in range(0, n, BATCH_ROWS):
-                with store.transaction():
-                    store.write_edges("ROUTED_TO", table.slice(start, BATCH_ROWS))
+        with store.transaction() if mode == "one" else nullcontext():
+            written = write_back(store, model, table, evaluations, top_k=TOP)
         seconds = time.perf_counter() - started
         peak = _rss_mb()[1]
-    return {"rows": n, "mode": mode, "seconds": seconds, "rise_mb": peak - before}
+        assert written["ROUTED_TO"].created == n and written["RouterModel"].created == 1
+    return {
+        "rows": n,
+        "mode": mode,
+        "transactions": len(transactions),
+        "seconds": seconds,
+        "rise_mb": peak - before,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="600000,2850000", help="comma-separated")
-    parser.add_argument("--modes", default="one,per-batch", help="one, per-batch")
+    parser.add_argument("--modes", default="one,batched", help="one, batched")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1])))
         return
-    print(f"{'rows':>9} {'transactions':<14} {'seconds':>8} {'peak RSS rise MiB':>18}")
+    print(f"{'rows':>9} {'mode':<8} {'transactions':>12} {'seconds':>8} {'peak RSS rise MiB':>18}")
     for rows in args.rows.split(","):
+        rises = {}
         for mode in args.modes.split(","):
             done = subprocess.run(
                 [sys.executable, __file__, "--worker", rows, mode], capture_output=True, text=True
@@ -94,8 +115,13 @@ def main() -> None:
             if done.returncode:
                 raise SystemExit(f"{mode} at {rows} rows failed:\n{done.stderr[-3000:]}")
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            how = "one" if mode == "one" else "one per batch"
-            print(f"{r['rows']:>9} {how:<14} {r['seconds']:>8.1f} {r['rise_mb']:>18.0f}")
+            rises[mode] = r["rise_mb"]
+            print(
+                f"{r['rows']:>9} {mode:<8} {r['transactions']:>12} {r['seconds']:>8.1f} "
+                f"{r['rise_mb']:>18.0f}"
+            )
+        if rises.get("one") and rises.get("batched"):
+            print(f"{'':>9} batched / one peak RSS rise: {rises['batched'] / rises['one']:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ Dagster assets run them one by one. Each step reads what the previous one saved
   checkpoint is keyed by (export fingerprint, config, seed): unless ``retrain``
   is set, a re-run finds the existing one and trains nothing. A re-train always
   creates a new version (older versions and their edges stay).
-* :func:`record_model`, :func:`write_routing_predictions`,
-  :func:`write_general_evaluation` and :func:`write_user_evaluation` write the
-  RouterModel node, the ROUTED_TO predictions and the EVALUATED edges from the
-  checkpoint; they are idempotent upserts.
+* :func:`write_version` (``prouter train``) writes the version into the graph from the
+  checkpoint: the ROUTED_TO predictions in batches, each its own transaction, then
+  the RouterModel node (the commit marker: a version without one is invisible to
+  readers) with the EVALUATED edges (:mod:`gnn.writeback`). The Dagster steps do
+  the same in parts: :func:`publish_predictions` (ROUTED_TO, then the RouterModel),
+  then :func:`write_general_evaluation` / :func:`write_user_evaluation`. All are
+  idempotent; a re-run completes an interrupted write-back.
 * :func:`few_shot_results` runs the new-user / new-LLM settings
   (:mod:`gnn.fewshot`) against the trained checkpoint and
   :func:`write_few_shot_evaluation` writes them as EVALUATED edges per k.
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from gnn.checkpoint import (
     find_checkpoints,
@@ -45,9 +49,17 @@ from gnn.checkpoint import (
 )
 from gnn.data import RoutingData
 from gnn.evaluate import Metrics, evaluate, metrics_for_choices
-from gnn.writeback import prediction_table, write_evaluation, write_predictions
+from gnn.writeback import (
+    evaluation_rows,
+    is_recorded,
+    prediction_table,
+    record_version,
+    replace_predictions,
+    write_back,
+    write_evaluation,
+)
 from graphdb.store import GraphStore, WriteStats
-from prcore.errors import ConfigError
+from prcore.errors import ConfigError, StoreError
 from prcore.values import finite_or_none
 
 if TYPE_CHECKING:
@@ -64,9 +76,11 @@ __all__ = [
     "few_shot_cache_path",
     "few_shot_results",
     "few_shot_skipped",
+    "model_row",
     "prediction_completeness",
+    "publish_predictions",
     "read_checkpoint",
-    "record_model",
+    "require_recorded",
     "train_and_record",
     "train_from_export",
     "user_metrics",
@@ -74,6 +88,7 @@ __all__ = [
     "write_general_evaluation",
     "write_routing_predictions",
     "write_user_evaluation",
+    "write_version",
 ]
 
 GENERAL = "general"
@@ -111,6 +126,7 @@ class TrainResult:
     checkpoint: Path
     metrics: dict[str, dict[str, Any]]
     written: dict[str, WriteStats] = field(default_factory=dict)
+    ref: ModelRef | None = None
 
 
 def data_snapshot(data: RoutingData) -> dict[str, Any]:
@@ -204,9 +220,9 @@ def train_and_record(
     routed_top: int | None = ROUTED_TOP,
 ) -> TrainResult:
     """Every step in order: export, fit (select on validation, test once), save a new
-    version, and write back the RouterModel, ROUTED_TO (the ``routed_top`` best candidates
-    per test pair; None: all) and EVALUATED edges (one transaction). ``few_shot`` adds
-    the ``new_user`` / ``new_llm`` settings per k."""
+    version, and write it back (:func:`write_version`: ROUTED_TO, the ``routed_top`` best
+    candidates per test pair, None: all, in batches; then the RouterModel node with the
+    EVALUATED edges). ``few_shot`` adds the ``new_user`` / ``new_llm`` settings per k."""
     from gnn.export import SubgraphSpec, export_training_subgraph
     from gnn.fewshot import check_settings
 
@@ -225,21 +241,37 @@ def train_and_record(
     )
     few = few_shot_results(ref, few_shot, shots=shots) if few_shot else []
     metrics = dict(read_checkpoint(ref)["metrics"]) | {res.setting: res.summary() for res in few}
-    result = TrainResult(ref.version, Path(ref.checkpoint), metrics)
+    result = TrainResult(ref.version, Path(ref.checkpoint), metrics, ref=ref)
     if write_back:
-        with store.transaction():
-            result.written["RouterModel"] = record_model(store, ref, few)
-            result.written["ROUTED_TO"] = write_routing_predictions(store, ref)
-            result.written["EVALUATED"] = write_general_evaluation(store, ref) + (
-                write_few_shot_evaluation(store, ref, few) if few else WriteStats()
-            )
+        result.written = write_version(store, ref, few)
     return result
 
 
-def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] = ()) -> WriteStats:
+def write_version(
+    store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] = ()
+) -> dict[str, WriteStats]:
+    """Write version ``ref`` into the graph (:func:`gnn.writeback.write_back`): its
+    ROUTED_TO predictions in batches, then its RouterModel node (with the few-shot
+    summaries of ``few`` in its metrics) and its EVALUATED edges (general, plus one per
+    few-shot setting and k) in one transaction. Idempotent; a re-run completes an
+    interrupted write-back of the same version."""
+    ev, sub = _evaluated(ref)
+    data = sub.data
+    evaluations = evaluation_rows(data, ref.version, ev["idx"], ev["picks"], setting=GENERAL)
+    for res in few:
+        for k, picks in res.picks.items():
+            evaluations += evaluation_rows(
+                data, ref.version, res.idx, picks, setting=res.setting, shots=k
+            )
+    return write_back(
+        store, model_row(ref, few), _prediction_table(ref), evaluations, top_k=ref.routed_top
+    )
+
+
+def model_row(ref: ModelRef, few: Sequence[FewShotResult] = ()) -> dict[str, Any]:
     """The RouterModel node of ``ref`` (its values come from the checkpoint, plus the
     summaries of the few-shot results ``few`` in its metrics and the write-back's top-k
-    as ``routed_top`` in its config, "all" for every candidate: idempotent)."""
+    as ``routed_top`` in its config, "all" for every candidate)."""
     ckpt = read_checkpoint(ref)
     metrics = dict(ckpt["metrics"]) | {res.setting: res.summary() for res in few}
     config = ckpt["config"] | {
@@ -248,17 +280,22 @@ def record_model(store: GraphStore, ref: ModelRef, few: Sequence[FewShotResult] 
         "graph_counts": ckpt["graph_counts"],
         "routed_top": "all" if ref.routed_top is None else ref.routed_top,
     }
-    return store.write_nodes(
-        "RouterModel",
-        [
-            {
-                "version": ckpt["version"],
-                "created_at": ckpt["created_at"],
-                "config": json.dumps(config, sort_keys=True, default=str),
-                "metrics": json.dumps(finite_or_none(metrics), sort_keys=True, default=str),
-            }
-        ],
-    )
+    return {
+        "version": ckpt["version"],
+        "created_at": ckpt["created_at"],
+        "config": json.dumps(config, sort_keys=True, default=str),
+        "metrics": json.dumps(finite_or_none(metrics), sort_keys=True, default=str),
+    }
+
+
+def require_recorded(store: GraphStore, ref: ModelRef) -> None:
+    """A :class:`StoreError` unless version ``ref`` has its RouterModel node (what the
+    EVALUATED edges hang from, written when its predictions are complete)."""
+    if not is_recorded(store, ref.version):
+        raise StoreError(
+            f"model version {ref.version} has no RouterModel node yet (its write-back has "
+            "not finished): materialise routing_predictions first"
+        )
 
 
 def _identity(path: str) -> tuple[int, int, int] | None:
@@ -289,25 +326,38 @@ def _evaluated(ref: ModelRef) -> tuple[dict[str, Any], TrainingSubgraph]:
     return _load_evaluated(ref.version, ref.checkpoint, ref.export, identities)
 
 
-def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
-    """ROUTED_TO edges: the ``ref.routed_top`` best-ranked candidates (all when None) of
-    every test (user, query), with the version, written in batches of users. Edges of
-    this version ranked below k (left by an earlier write with a larger k) are deleted,
-    so the graph holds exactly what :func:`prediction_completeness` expects."""
+def _prediction_table(ref: ModelRef) -> pa.Table:
+    """The ROUTED_TO rows of ``ref`` (its ``routed_top`` best candidates per test pair)."""
     ev, sub = _evaluated(ref)
     data, idx = sub.data, ev["idx"]
-    table = prediction_table(
+    return prediction_table(
         data, ref.version, data.dec_user[idx], data.dec_query[idx], ev["scores"], ref.routed_top
     )
-    with store.transaction():
-        written = write_predictions(store, table)
-        if ref.routed_top is not None:
-            store.delete_routed(ref.version, above_rank=ref.routed_top)
-    return written
+
+
+def write_routing_predictions(store: GraphStore, ref: ModelRef) -> WriteStats:
+    """ROUTED_TO edges: the ``ref.routed_top`` best-ranked candidates (all when None) of
+    every test (user, query), with the version, in batches of users, each its own
+    transaction (:func:`gnn.writeback.replace_predictions`: what an interrupted write of
+    an unrecorded version left is deleted first; of a recorded one, edges ranked below k
+    are deleted after), so the graph holds exactly what :func:`prediction_completeness`
+    expects. Readers see them once the RouterModel node is written."""
+    return replace_predictions(store, ref.version, _prediction_table(ref), top_k=ref.routed_top)
+
+
+def publish_predictions(store: GraphStore, ref: ModelRef) -> dict[str, WriteStats]:
+    """The Dagster write-back step: :func:`write_routing_predictions`, then the RouterModel
+    node (the commit marker) once every edge is in the graph."""
+    table = _prediction_table(ref)
+    routed = replace_predictions(store, ref.version, table, top_k=ref.routed_top)
+    recorded = record_version(store, model_row(ref), routed=table.num_rows)
+    return {"ROUTED_TO": routed, "RouterModel": recorded["RouterModel"]}
 
 
 def write_general_evaluation(store: GraphStore, ref: ModelRef) -> WriteStats:
-    """EVALUATED {setting: 'general', shots: 0} per user, on the test decisions."""
+    """EVALUATED {setting: 'general', shots: 0} per user, on the test decisions (the
+    version must be recorded: :func:`require_recorded`)."""
+    require_recorded(store, ref)
     ev, sub = _evaluated(ref)
     return write_evaluation(store, sub.data, ref.version, ev["idx"], ev["picks"], setting=GENERAL)
 
@@ -329,7 +379,9 @@ def user_metrics(ref: ModelRef, user_id: str) -> Metrics | None:
 
 
 def write_user_evaluation(store: GraphStore, ref: ModelRef, user_id: str) -> WriteStats:
-    """The general EVALUATED edge of one user (same values as the all-user write)."""
+    """The general EVALUATED edge of one user (same values as the all-user write); the
+    version must be recorded (:func:`require_recorded`)."""
+    require_recorded(store, ref)
     sub, idx, picks = _user_rows(ref, user_id)
     if not len(idx):
         return WriteStats()
@@ -415,9 +467,12 @@ def _run_few_shot(
 def write_few_shot_evaluation(
     store: GraphStore, ref: ModelRef, results: Sequence[FewShotResult]
 ) -> WriteStats:
-    """EVALUATED {setting, shots: k} per user for each few-shot result."""
+    """EVALUATED {setting, shots: k} per user for each few-shot result (the version must
+    be recorded: :func:`require_recorded`)."""
     from gnn.export import load_training_subgraph
 
+    if results:
+        require_recorded(store, ref)
     data = load_training_subgraph(ref.export).data
     written = WriteStats()
     for result in results:
@@ -460,9 +515,10 @@ def compare_with_baseline(ref: ModelRef, baseline: str | None = None) -> dict[st
 def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
     """Compare the ROUTED_TO edges of ``ref.version`` with the evaluated (user, query) pairs.
 
-    Complete means: every evaluated pair has exactly one rank-1 prediction and
-    min(k, available candidates) edges, k being ``ref.routed_top`` (every candidate when
-    None), and no other pair has predictions.
+    Complete means: the version has its RouterModel node (``recorded``: without it,
+    readers see none of its edges), every evaluated pair has exactly one rank-1
+    prediction and min(k, available candidates) edges, k being ``ref.routed_top`` (every
+    candidate when None), and no other pair has predictions.
     """
     ev, sub = _evaluated(ref)
     data, idx = sub.data, ev["idx"]
@@ -488,8 +544,10 @@ def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
         for pair, r in found.items()
         if pair in expected and (int(r["top"]) != 1 or int(r["edges"]) != expected[pair])
     )
+    recorded = is_recorded(store, ref.version)
     return {
         "version": ref.version,
+        "recorded": recorded,
         "routed_top": "all" if ref.routed_top is None else ref.routed_top,
         "evaluated_pairs": len(expected),
         "predicted_pairs": len(found),
@@ -497,5 +555,5 @@ def prediction_completeness(store: GraphStore, ref: ModelRef) -> dict[str, Any]:
         "unexpected_pairs": len(unexpected),
         "pairs_without_one_top_pick": len(wrong),
         "examples": [list(p) for p in (missing + unexpected + wrong)[:5]],
-        "passed": not (missing or unexpected or wrong),
+        "passed": recorded and not (missing or unexpected or wrong),
     }

@@ -8,6 +8,13 @@ latest RouterModel, which serving and reports use, is never removed), graph firs
 then files, so an interrupted prune can be re-run. File paths come only from
 :func:`gnn.checkpoint.checkpoint_path` (a version that could leave the folder is
 refused) and every removed file is checked to lie in the folder.
+
+A version with ROUTED_TO edges but no RouterModel node is an unfinished write-back
+(``orphaned``: interrupted between its batches, see :mod:`gnn.writeback`); readers do
+not see its edges, and :func:`prune_models` always deletes them (its checkpoint
+follows the ``keep`` rule like any other, so a kept one can be written back again).
+Edges that ``prouter serve`` recorded under a version that has no RouterModel node
+count as orphaned too.
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ class ModelEntry:
     routed: int = 0
     evaluated: int = 0
 
+    @property
+    def orphaned(self) -> bool:
+        """ROUTED_TO edges without a RouterModel node: an unfinished write-back."""
+        return self.routed > 0 and not self.in_graph
+
     def as_dict(self) -> dict[str, object]:
         return {
             "version": self.version,
             "created_at": self.created_at,
             "in_graph": self.in_graph,
+            "orphaned": self.orphaned,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "few_shot_caches": len(self.caches),
             "ROUTED_TO": self.routed,
@@ -52,12 +65,15 @@ class ModelEntry:
 
 @dataclass
 class PruneReport:
-    """What :func:`prune_models` kept and removed (or would remove, on a dry run)."""
+    """What :func:`prune_models` kept and removed (or would remove, on a dry run);
+    ``orphaned``: the unfinished write-backs whose ROUTED_TO edges it deleted (version ->
+    edges, also counted in ``deleted``)."""
 
     kept: list[str]
     removed: list[str]
     deleted: dict[str, int]
     dry_run: bool
+    orphaned: dict[str, int] = field(default_factory=dict)
 
 
 def _created_from_name(version: str) -> str:
@@ -121,7 +137,8 @@ def prune_models(
     store: GraphStore, model_dir: Path, *, keep: int, dry_run: bool = False
 ) -> PruneReport:
     """Remove every version but the ``keep`` (>= 1) newest: its ROUTED_TO and EVALUATED
-    edges, its RouterModel node, its checkpoint and few-shot caches."""
+    edges, its RouterModel node, its checkpoint and few-shot caches; and the ROUTED_TO
+    edges of every unfinished write-back (``orphaned``), kept versions included."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(f"--keep must be at least 1 (the newest model is never pruned): {keep}")
     folder = Path(model_dir).resolve()
@@ -131,13 +148,18 @@ def prune_models(
     removed = [e for e in entries[keep:] if e.version != latest]
     kept += [e for e in entries[keep:] if e.version == latest]
     deleted = {"ROUTED_TO": 0, "EVALUATED": 0, "RouterModel": 0, "files": 0}
+    orphaned = {e.version: e.routed for e in entries if e.orphaned}
     if dry_run:
+        deleted["ROUTED_TO"] += sum(orphaned.get(e.version, 0) for e in kept)
         for e in removed:
             deleted["ROUTED_TO"] += e.routed
             deleted["EVALUATED"] += e.evaluated
             deleted["RouterModel"] += int(e.in_graph)
             deleted["files"] += int(e.checkpoint is not None) + len(e.caches)
     else:
+        for e in kept:
+            if e.version in orphaned:
+                deleted["ROUTED_TO"] += store.delete_routed(e.version)
         for e in removed:
             for key, n in store.delete_model(e.version).items():
                 deleted[key] += n
@@ -147,4 +169,6 @@ def prune_models(
                 if path.exists() and _in_folder(path, folder) and path.name.startswith(e.version):
                     path.unlink()
                     deleted["files"] += 1
-    return PruneReport([e.version for e in kept], [e.version for e in removed], deleted, dry_run)
+    return PruneReport(
+        [e.version for e in kept], [e.version for e in removed], deleted, dry_run, orphaned
+    )

@@ -26,24 +26,25 @@ def trained_model(
     model_store: ModelStoreResource,
     device: DeviceResource,
 ) -> dg.Output[ModelRef]:
-    """A versioned GNN checkpoint and its RouterModel node. Reuses the checkpoint of the same
-    export and settings unless ``retrain`` (a re-train always makes a new version)."""
-    from gnn.pipeline import record_model, train_from_export
+    """A versioned GNN checkpoint. Reuses the checkpoint of the same export and settings
+    unless ``retrain`` (a re-train always makes a new version). Its RouterModel node is
+    written by ``routing_predictions``, once its predictions are in the graph."""
+    from gnn.pipeline import train_from_export
     from graphdb.integrity import interaction_counts
 
-    with graph_store.open() as store:
-        ref = train_from_export(
-            training_subgraph,
-            model_store.path(),
-            seed=config.seed,
-            config=config.router_config() | {"device": device.resolve()},
-            retrain=config.retrain,
-            graph_counts=interaction_counts(store),
-            routed_top=config.routed_top,
-        )
-        written = record_model(store, ref)
+    with graph_store.open(read_only=True) as store:
+        counts = interaction_counts(store)
+    ref = train_from_export(
+        training_subgraph,
+        model_store.path(),
+        seed=config.seed,
+        config=config.router_config() | {"device": device.resolve()},
+        retrain=config.retrain,
+        graph_counts=counts,
+        routed_top=config.routed_top,
+    )
     metadata = {"version": ref.version, "reused": ref.reused, "checkpoint": ref.checkpoint}
-    return dg.Output(ref, metadata=metadata | write_metadata({"RouterModel": written}))
+    return dg.Output(ref, metadata=metadata)
 
 
 @dg.asset(group_name="model", kinds={"python"})
@@ -51,13 +52,14 @@ def routing_predictions(
     trained_model: ModelRef, graph_store: GraphStoreResource
 ) -> dg.MaterializeResult:
     """ROUTED_TO edges: the top-k candidate LLMs (``routed_top`` of the training config; all
-    when null) of each test (user, query), ranked, with the version."""
-    from gnn.pipeline import write_routing_predictions
+    when null) of each test (user, query), ranked, with the version, in batches; then the
+    version's RouterModel node, which makes them visible (``gnn.writeback``)."""
+    from gnn.pipeline import publish_predictions
 
     with graph_store.open() as store:
-        written = write_routing_predictions(store, trained_model)
+        written = publish_predictions(store, trained_model)
     return dg.MaterializeResult(
-        metadata={"version": trained_model.version, **write_metadata({"ROUTED_TO": written})}
+        metadata={"version": trained_model.version, **write_metadata(written)}
     )
 
 
@@ -106,7 +108,12 @@ def few_shot_evaluation(
     return dg.Output(sections, metadata=metadata | notes | write_metadata({"EVALUATED": written}))
 
 
-@dg.asset(group_name="model", kinds={"pytorch"}, partitions_def=users_partitions)
+@dg.asset(
+    group_name="model",
+    kinds={"pytorch"},
+    partitions_def=users_partitions,
+    deps=[routing_predictions],
+)
 def user_evaluation(
     context: dg.AssetExecutionContext,
     trained_model: ModelRef,
@@ -115,14 +122,18 @@ def user_evaluation(
     device: DeviceResource,
 ) -> dg.MaterializeResult:
     """One user's onboarding: the user held out of training, then routed with k of their
-    decisions (EVALUATED 'new_user' per k), beside their general test metrics."""
+    decisions (EVALUATED 'new_user' per k), beside their general test metrics. Needs the
+    version's RouterModel node (``routing_predictions``)."""
     from gnn.pipeline import (
         few_shot_results,
+        require_recorded,
         user_metrics,
         write_few_shot_evaluation,
         write_user_evaluation,
     )
 
+    with graph_store.open(read_only=True) as store:
+        require_recorded(store, trained_model)  # before the held-out fits, not after
     user = context.partition_key
     metrics = user_metrics(trained_model, user)
     results = few_shot_results(

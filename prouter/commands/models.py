@@ -51,8 +51,11 @@ def list_(settings: Settings, model_dir: Path | None, as_json: bool) -> None:
         where = ("graph" if e.in_graph else "") + (
             ("+" if e.in_graph else "") + "checkpoint" if e.checkpoint else ""
         )
+        where = where or "edges only"
+        if e.orphaned:
+            where += " (unfinished write-back: prune removes its edges)"
         click.echo(
-            f"{e.version}  {e.created_at or '-'}  {where or 'edges only'}  "
+            f"{e.version}  {e.created_at or '-'}  {where}  "
             f"ROUTED_TO {e.routed}  EVALUATED {e.evaluated}  few-shot caches {len(e.caches)}"
         )
 
@@ -70,7 +73,9 @@ def list_(settings: Settings, model_dir: Path | None, as_json: bool) -> None:
 def prune(settings: Settings, model_dir: Path | None, keep: int, dry_run: bool) -> None:
     """Remove all but the KEEP newest model versions: their ROUTED_TO and EVALUATED
     edges, RouterModel nodes, checkpoints and few-shot caches. The latest RouterModel
-    (the one serving uses) is never removed.
+    (the one serving uses) is never removed. The ROUTED_TO edges of unfinished
+    write-backs (a version without a RouterModel node, e.g. `prouter train`
+    interrupted while writing back) are always removed.
 
     Example:
 
@@ -88,4 +93,11 @@ def prune(settings: Settings, model_dir: Path | None, keep: int, dry_run: bool) 
     click.echo(f"kept {len(report.kept)} versions; {verb} {len(report.removed)}")
     for version in report.removed:
         click.echo(f"  {version}")
+    if report.orphaned:
+        n = len(report.orphaned)
+        click.echo(
+            f"{verb} the {sum(report.orphaned.values())} ROUTED_TO edges of {n} unfinished "
+            f"write-back{'s' if n != 1 else ''} (no RouterModel node): "
+            + ", ".join(report.orphaned)
+        )
     click.echo("  " + "  ".join(f"{k} {v}" for k, v in report.deleted.items()))

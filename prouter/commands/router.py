@@ -80,8 +80,9 @@ def train(
     """Train the personalized GNN router; select on validation, test once.
 
     Saves a versioned checkpoint (config, data snapshot, metrics) and, by
-    default, records it as a RouterModel node with its test predictions
-    (ROUTED_TO) and per-user evaluation (EVALUATED); with --few-shot, also
+    default, writes back its test predictions (ROUTED_TO, in batches) and then
+    records it as a RouterModel node with its per-user evaluation (EVALUATED);
+    the version is visible once its RouterModel exists. With --few-shot, also
     the new-user / new-LLM evaluations per k.
 
     Example:

@@ -23,7 +23,7 @@ DEPENDENCIES = {
     "routing_predictions": {"trained_model"},
     "general_evaluation": {"trained_model", "routing_predictions"},
     "few_shot_evaluation": {"trained_model", "general_evaluation"},
-    "user_evaluation": {"trained_model"},
+    "user_evaluation": {"trained_model", "routing_predictions"},
     "router_report": {"trained_model", "general_evaluation", "few_shot_evaluation"},
 }
 

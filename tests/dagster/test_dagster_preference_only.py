@@ -26,7 +26,7 @@ def test_pipeline_materialises_on_a_preference_only_graph(ladybug, instance, tmp
     assert meta["graph_ingest"]["PREFERRED created"] == 60 * 4
     assert "ANSWERED_BY created" not in meta["graph_ingest"]
     assert meta["embeddings"]["Query"] == 60
-    assert meta["trained_model"]["RouterModel created"] == 1
+    assert meta["routing_predictions"]["RouterModel created"] == 1
     few = meta["few_shot_evaluation"]
     assert "pairwise new-user curve" in few["new_user skipped"]
     assert "ANSWERED_BY" in few["new_llm skipped"]

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from writeback_support import N_LLMS, TRAIN, fill, routed, with_k
 
 from gnn.checkpoint import checkpoint_path, save_file
 from gnn.pipeline import (
@@ -20,37 +21,9 @@ from gnn.pipeline import (
 )
 from gnn.retention import list_models, prune_models
 from gnn.writeback import write_predictions
-from graphdb.ingest import write_tables
 from graphdb.store import GraphStore, open_store
-from graphdb.tables import embedding_array
 from prcore.errors import ConfigError
 from prouter.cli import cli
-from workloads.synthetic import generate
-
-TRAIN = {"epochs": 2, "hidden": 8}
-N_LLMS = 4
-
-
-def fill(store: GraphStore, seed: int = 1) -> None:
-    """A small synthetic workload (4 LLMs) with stand-in embeddings."""
-    wl = generate(n_queries=80, n_users=3, n_llms=N_LLMS, users_per_query=2, seed=seed)
-    tables = wl.tables(embedding_dim=8)
-    tables["LLM"] = tables["LLM"].append_column(
-        "embedding", embedding_array(np.random.default_rng(seed).normal(size=(N_LLMS, 8)))
-    )
-    write_tables(store, tables)
-
-
-def routed(store: GraphStore, version: str) -> list[dict]:
-    return store.read(
-        "MATCH (u:User)-[r:ROUTED_TO]->(:LLM) WHERE r.model_version = $v "
-        "RETURN u.id AS user_id, r.query_id AS query_id, r.rank AS rank",
-        {"v": version},
-    ).to_pylist()
-
-
-def with_k(ref: ModelRef, k: int | None) -> ModelRef:
-    return ModelRef(ref.version, ref.checkpoint, ref.export, routed_top=k)
 
 
 def test_top_k_write_back_and_the_completeness_check_agree(store, tmp_path):
