@@ -148,10 +148,13 @@ class GraphStore(abc.ABC):
 
     def _delete_all(self, cypher: str, params: Mapping[str, Any]) -> int:
         """Repeat ``cypher`` (which deletes at most ``$n`` items) until it deletes nothing,
-        so that no transaction has to hold every item at once; the total deleted."""
+        inside one :meth:`transaction` (LadybugDB: one copy and swap, never the live file
+        edited in place; Neo4j: each statement its own transaction, so that none has to
+        hold every item at once); the total deleted."""
         total = 0
-        while deleted := self._delete_batch(cypher, {**params, "n": DELETE_BATCH}):
-            total += deleted
+        with self.transaction():
+            while deleted := self._delete_batch(cypher, {**params, "n": DELETE_BATCH}):
+                total += deleted
         return total
 
     def delete_routed(self, version: str, *, above_rank: int | None = None) -> int:
@@ -167,18 +170,19 @@ class GraphStore(abc.ABC):
 
     def delete_model(self, version: str) -> dict[str, int]:
         """Delete model ``version`` from the graph: its ROUTED_TO edges, its EVALUATED
-        edges and its RouterModel node (counts of each)."""
-        routed = self.delete_routed(version)
-        evaluated = self._delete_all(
-            "MATCH (m:RouterModel)-[e:EVALUATED]->(:User) WHERE m.version = $version "
-            "WITH e LIMIT $n DELETE e RETURN count(*) AS deleted",
-            {"version": version},
-        )
-        models = self._delete_all(
-            "MATCH (m:RouterModel) WHERE m.version = $version "
-            "WITH m LIMIT $n DETACH DELETE m RETURN count(*) AS deleted",
-            {"version": version},
-        )
+        edges and its RouterModel node (counts of each; one :meth:`transaction`)."""
+        with self.transaction():
+            routed = self.delete_routed(version)
+            evaluated = self._delete_all(
+                "MATCH (m:RouterModel)-[e:EVALUATED]->(:User) WHERE m.version = $version "
+                "WITH e LIMIT $n DELETE e RETURN count(*) AS deleted",
+                {"version": version},
+            )
+            models = self._delete_all(
+                "MATCH (m:RouterModel) WHERE m.version = $version "
+                "WITH m LIMIT $n DETACH DELETE m RETURN count(*) AS deleted",
+                {"version": version},
+            )
         return {"ROUTED_TO": routed, "EVALUATED": evaluated, "RouterModel": models}
 
     def delete_outcomes(self, pairs: Sequence[tuple[str, str]]) -> int:
