@@ -20,7 +20,9 @@ from graphdb.store import GraphStore
 from prcore.errors import ConfigError
 from workloads.synthetic import generate
 
-__all__ = ["run_demo", "write_canonical"]
+__all__ = ["WORKDIR", "run_demo", "write_canonical"]
+
+WORKDIR = Path("prouter-data")  # the demo's files: canonical workload, models, cache
 
 
 def write_canonical(records: Sequence[dict[str, Any]], path: Path) -> int:
@@ -50,7 +52,7 @@ def run_demo(
     llms: int,
     seed: int,
     epochs: int = 100,
-    workdir: Path = Path("prouter-data"),
+    workdir: Path = WORKDIR,
 ) -> None:
     """Generate, ingest, embed, train, write back and route (see the module docstring)."""
     t0 = time.perf_counter()

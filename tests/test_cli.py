@@ -60,6 +60,13 @@ def test_demo_runs_end_to_end_and_is_repeatable(tmp_path, monkeypatch):
     assert "8. prouter route --user user-0003" in first.output
     assert "8. prouter route --user someone-new" in first.output
     assert "population prior" in first.output
+    # The demo writes the route snapshot (as `prouter train` does): the first route is light.
+    assert "route snapshot written to" in first.output
+    routed = CliRunner().invoke(
+        cli, ["--store", store, "route", "-v", "--user", "user-0003", "Sort a list in Python"]
+    )
+    assert routed.exit_code == 0, routed.output
+    assert "light path" in routed.stderr
     second = CliRunner().invoke(cli, args)
     assert re.search(r"ANSWERED_BY +created +0 +updated +0 +unchanged +2000", second.output)
     summary = CliRunner().invoke(cli, ["--store", store, "graph", "summary"])

@@ -24,19 +24,25 @@ def demo(settings: Settings, queries: int, users: int, llms: int, seed: int, epo
     as a canonical interaction file, ingests it into the store, embeds it,
     prints what the graph holds, trains the GNN router (checkpoint under
     prouter-data/models/, predictions and evaluations written back) and
-    routes a new query for a known and for a new user. Re-running it ingests
-    nothing new and trains a new model version (older ones stay).
+    routes a new query for a known and for a new user, then writes the route
+    snapshot (the next `prouter route` on the embedded store starts light).
+    Re-running it ingests nothing new and trains a new model version (older
+    ones stay).
 
     Example:
 
         prouter demo --queries 500 --users 9
     """
-    from prouter.demo import run_demo
+    from prouter.commands.route import refresh_route_snapshot
+    from prouter.demo import WORKDIR, run_demo
 
     with settings.open() as store:
         domain_errors(
             run_demo, store, queries=queries, users=users, llms=llms, seed=seed, epochs=epochs
         )
+    snapshot = refresh_route_snapshot(settings, WORKDIR / "models")
+    if snapshot is not None:
+        click.echo(f"route snapshot written to {snapshot} (the next `prouter route` starts light)")
 
 
 @click.command()
