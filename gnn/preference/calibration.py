@@ -48,8 +48,7 @@ def apply_temperature(prob: np.ndarray, temperature: float | np.ndarray) -> np.n
     t = np.asarray(temperature, dtype=float)
     if not np.all(t > 0):
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    p = np.clip(np.asarray(prob, dtype=float), 1e-6, 1 - 1e-6)
-    return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / t))
+    return _stacked(prob, 0.0, t, 0.0)
 
 
 def fit_temperature(prob: np.ndarray, *, lowest: float = TEMPERATURES[0]) -> float:
@@ -63,7 +62,10 @@ def fit_temperature(prob: np.ndarray, *, lowest: float = TEMPERATURES[0]) -> flo
 
 
 def _stacked(
-    prob: np.ndarray, prior_margin: np.ndarray, t: np.ndarray, c: np.ndarray
+    prob: np.ndarray,
+    prior_margin: np.ndarray | float,
+    t: np.ndarray | float,
+    c: np.ndarray | float,
 ) -> np.ndarray:
     """``sigmoid(logit(prob) / t + c * prior_margin)`` (``prob`` clipped away from 0 and 1)."""
     p = np.clip(np.asarray(prob, dtype=float), 1e-6, 1 - 1e-6)
@@ -148,10 +150,9 @@ class VoteCalibration:
         the prior margin of each pair (first minus second; None: no prior)."""
         if self.identity:
             return np.asarray(prob, dtype=float)
-        t = self.temperatures(decisions, prior)
-        if prior_margin is None:
-            return apply_temperature(prob, t)
-        return _stacked(prob, prior_margin, t, self.prior_weights(decisions, prior))
+        margin = 0.0 if prior_margin is None else prior_margin
+        t, c = self.temperatures(decisions, prior), self.prior_weights(decisions, prior)
+        return _stacked(prob, margin, t, c)
 
     def as_dict(self) -> dict[str, float]:
         return {
