@@ -9,7 +9,9 @@ concurrent clients, then the same texts again (their vectors are in the
 gateway's in-memory cache: what the gateway adds besides encoding a text).
 The overhead of a request is its latency at the client minus the upstream's
 latency as the gateway measured it
-(``x-prouter-upstream-ms``). Also: warm ``POST /route``, a cold
+(``x-prouter-upstream-ms``); each scenario also reports the gateway process's user +
+system CPU per request (what a request costs, less sensitive than latency to other
+load on the machine). Also: warm ``POST /route``, a cold
 ``prouter route --server`` process, and how many served requests per second
 the recorder writes to each backend (``--neo4j`` adds Neo4j).
 
@@ -84,6 +86,15 @@ async def load(base: str, clients: int, per_client: int, tag: str, path: str) ->
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(clients)))
     return out, time.perf_counter() - t0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads; NaN off Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def recording_rate(backend: str, n: int, llms: int) -> float:
@@ -161,11 +172,13 @@ def main() -> None:
             for path in ("/v1/chat/completions", "/route"):
                 for repeat in (False, True):  # new texts; the same texts again (cached vectors)
                     tag = f"{path}-{clients}"
+                    cpu = cpu_seconds(server.pid)
                     got, wall = asyncio.run(load(base, clients, per, tag, path))
+                    cpu = 1e3 * (cpu_seconds(server.pid) - cpu) / len(got)
                     over = [1e3 * s - up for s, up in got]
                     name = f"{path}, {clients} client(s), {'repeated' if repeat else 'new'} texts"
                     rows.append((name, len(got), percentile(over, 50), percentile(over, 99),
-                                 len(got) / wall))  # fmt: skip
+                                 len(got) / wall, cpu))  # fmt: skip
         cold = []
         for i in range(3):
             t0 = time.perf_counter()
@@ -179,11 +192,13 @@ def main() -> None:
 
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\n{os.cpu_count()} CPUs, load average {load_avg}; gateway exited {code}")
-        print("overhead = latency at the client - upstream latency (/route: the whole latency)")
+        print("overhead = latency at the client - upstream latency (/route: the whole latency);")
+        print("CPU = the gateway's user + system CPU per request (less sensitive to other load)")
         head = f"{'scenario':<52} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>8}"
+        head += f" {'CPU ms':>7}"
         print(head + "\n" + "-" * len(head))
-        for name, n, p50, p99, rate in rows:
-            print(f"{name:<52} {n:>8} {p50:>9.1f} {p99:>9.1f} {rate:>8.1f}")
+        for name, n, p50, p99, rate, cpu in rows:
+            print(f"{name:<52} {n:>8} {p50:>9.1f} {p99:>9.1f} {rate:>8.1f} {cpu:>7.1f}")
         print(f"cold `prouter route --server`: {', '.join(f'{c:.2f}' for c in cold)} s")
         for backend in ["ladybug"] + (["neo4j"] if args.neo4j else []):
             rate = recording_rate(backend, args.record, args.llms)

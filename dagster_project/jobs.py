@@ -8,6 +8,7 @@ from dagster_project.assets import PIPELINE_ASSETS
 from dagster_project.assets.model import (
     few_shot_evaluation,
     general_evaluation,
+    route_snapshot,
     router_report,
     routing_predictions,
     trained_model,
@@ -36,9 +37,15 @@ retrain_job = dg.define_asset_job(
 
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
-    selection=[routing_predictions, general_evaluation, few_shot_evaluation, router_report],
+    selection=[
+        routing_predictions,
+        general_evaluation,
+        few_shot_evaluation,
+        router_report,
+        route_snapshot,
+    ],
     description="Re-write the latest model's predictions and evaluations, general and "
-    "few-shot (idempotent), and refresh its report.",
+    "few-shot (idempotent), refresh its report and its route snapshot.",
 )
 
 user_evaluation_job = dg.define_asset_job(

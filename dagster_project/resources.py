@@ -52,12 +52,15 @@ class GraphStoreResource(dg.ConfigurableResource):
     password: str | None = None
     database: str | None = None
 
+    def resolved_url(self) -> str:
+        """The store's URL (``neo4j`` resolved to ``$NEO4J_URI``)."""
+        return resolve_store_url(self.url, os.environ.get("NEO4J_URI"))
+
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[GraphStore]:
         """The opened store, closed on exit."""
-        url = resolve_store_url(self.url, os.environ.get("NEO4J_URI"))
         store = open_store(
-            url,
+            self.resolved_url(),
             username=self.username or "neo4j",
             password=self.password,
             database=self.database,
@@ -106,6 +109,10 @@ class EmbeddingModelResource(dg.ConfigurableResource, abc.ABC):
     def embedder(self, device: str) -> Iterator[Any]:
         """An object with ``embed(texts, progress) -> ndarray`` and ``model_id``."""
 
+    @abc.abstractmethod
+    def setting(self) -> str:
+        """The model as ``PROUTER_EMBEDDING_MODEL`` names it."""
+
 
 class SentenceTransformerEmbeddings(EmbeddingModelResource):
     """A sentence-transformers model (default: the bundled all-MiniLM-L6-v2, offline)."""
@@ -122,6 +129,9 @@ class SentenceTransformerEmbeddings(EmbeddingModelResource):
             self.model, cache_path=Path(self.cache_path), batch_size=self.batch_size, device=device
         ) as embedder:
             yield embedder
+
+    def setting(self) -> str:
+        return self.model
 
 
 class _HashingEmbedder:
@@ -149,6 +159,9 @@ class HashingEmbeddings(EmbeddingModelResource):
     @contextmanager
     def embedder(self, device: str) -> Iterator[Any]:
         yield _HashingEmbedder(self.dim)
+
+    def setting(self) -> str:
+        return f"hashing:{self.dim}"
 
 
 def _env(name: str, default: Any) -> Any:

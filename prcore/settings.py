@@ -34,19 +34,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from prcore.errors import ConfigError
 
 __all__ = [
+    "BUNDLED_EMBEDDING_MODELS",
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL_DIR",
     "DEFAULT_NEIGHBOURS_APPROX_FROM",
     "DEFAULT_STORE",
     "Settings",
+    "is_bundled_embedding",
     "resolve_store_url",
 ]
 
 DEFAULT_STORE = "ladybug:prouter-data/graph.lbug"
 DEFAULT_MODEL_DIR = Path("prouter-data/models")
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: The settings that name the bundled all-MiniLM-L6-v2 (``workloads.embeddings`` loads it
+#: offline; the light route path encodes with it in numpy).
+BUNDLED_EMBEDDING_MODELS = frozenset(
+    {DEFAULT_EMBEDDING_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+)
 #: Base rows from which ``neighbours=auto`` searches approximately.
 DEFAULT_NEIGHBOURS_APPROX_FROM = 50_000
+
+
+def is_bundled_embedding(model: str) -> bool:
+    """Whether the embedding model setting ``model`` names the bundled all-MiniLM-L6-v2."""
+    return model in BUNDLED_EMBEDDING_MODELS
 
 
 def _env(name: str) -> AliasChoices:

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from graphdb.ingest import ingest_files, write_stats_lines
 from graphdb.store import GraphStore
 from prcore.errors import ConfigError
 from workloads.synthetic import generate
+
+if TYPE_CHECKING:
+    from gnn.serving import RoutingService
 
 __all__ = ["WORKDIR", "run_demo", "write_canonical"]
 
@@ -53,8 +56,9 @@ def run_demo(
     seed: int,
     epochs: int = 100,
     workdir: Path = WORKDIR,
-) -> None:
-    """Generate, ingest, embed, train, write back and route (see the module docstring)."""
+) -> RoutingService:
+    """Generate, ingest, embed, train, write back and route (see the module docstring);
+    the routing service of the trained model (built from ``store`` after its last write)."""
     t0 = time.perf_counter()
     workload = generate(n_queries=queries, n_users=users, n_llms=llms, seed=seed)
     path = workdir / f"synthetic-{queries}q-{users}u-{llms}l-seed{seed}.jsonl"
@@ -74,8 +78,9 @@ def run_demo(
             + f" ({embedder.misses} encoded, {embedder.hits} from the cache)"
         )
         _graph_tour(store, workload.user_ids)
-        _train_and_route(store, embedder, workload, workdir, epochs=epochs, seed=seed)
+        service = _train_and_route(store, embedder, workload, workdir, epochs=epochs, seed=seed)
     click.echo(f"done in {time.perf_counter() - t0:.1f}s")
+    return service
 
 
 def _graph_tour(store: GraphStore, user_ids: Sequence[str]) -> None:
@@ -100,7 +105,7 @@ def _graph_tour(store: GraphStore, user_ids: Sequence[str]) -> None:
 
 def _train_and_route(
     store: GraphStore, embedder: Any, workload: Any, workdir: Path, *, epochs: int, seed: int
-) -> None:
+) -> RoutingService:
     from gnn.pipeline import train_and_record
     from gnn.serving import RoutingService
     from prouter.commands.route import format_result
@@ -121,3 +126,4 @@ def _train_and_route(
         click.echo(f"8. prouter route --user {user} {text!r}")
         for line in format_result(service.route(user, text), top=3):
             click.echo(f"   {line}")
+    return service

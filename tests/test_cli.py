@@ -52,8 +52,16 @@ def test_demo_runs_end_to_end_and_is_repeatable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = f"ladybug:{tmp_path / 'g.lbug'}"
     args = ["--store", store, "demo", "--queries", "200", "--users", "4", "--epochs", "10"]
+    from gnn.serving import RoutingService
+
+    built = []
+    init = RoutingService.__init__
+    monkeypatch.setattr(
+        RoutingService, "__init__", lambda self, *a, **kw: built.append(1) or init(self, *a, **kw)
+    )
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
+    assert len(built) == 1  # the service that routed is the one snapshotted (not built again)
     assert re.search(r"ANSWERED_BY +created +2000 ", first.output)
     assert re.search(r"^ +Query +200$", first.output, re.MULTILINE)
     assert re.search(r"^7\. trained gnn-\S+ .*test reward 0\.\d+", first.output, re.MULTILINE)

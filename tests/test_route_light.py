@@ -384,3 +384,28 @@ def test_a_neo4j_store_takes_the_full_path(neo4j_server, trained, tmp_path):
         assert "full path: not an embedded store" in result.stderr
     assert not (tmp_path / "models" / "route-snapshots").exists()
     assert json.loads(result.stdout)["explanation"]["known_user"]
+
+
+def test_snapshot_target_says_why_a_store_has_no_light_path(tmp_path):
+    from gnn.light.refresh import NoLightPath, snapshot_target
+
+    store = tmp_path / "g.lbug"
+    bundled = {"embedding_model": "all-MiniLM-L6-v2"}
+    cases = {
+        "not an embedded store": ("neo4j://127.0.0.1:7687", bundled),
+        "runs on the CPU": (f"ladybug:{store}", bundled | {"device": "cuda"}),
+        "not the bundled embedding model": (f"ladybug:{store}", {"embedding_model": "hashing"}),
+    }
+    for why, (url, options) in cases.items():
+        with pytest.raises(NoLightPath, match=why):
+            snapshot_target(url, tmp_path / "models", **options)
+    alias = {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
+    target = snapshot_target(f"ladybug:{store}", tmp_path / "models", **alias)
+    assert target.path == snapshot_path(tmp_path / "models", store)
+    assert target.stamp is None  # no store file yet: nothing can claim to be its snapshot
+    with pytest.raises(StaleSnapshot, match="cannot be stamped"):
+        target.write(object(), latest=True)
+    store.write_bytes(b"x")
+    assert snapshot_target(f"ladybug:{store}", tmp_path / "models", **bundled).stamp == store_stamp(
+        store
+    )

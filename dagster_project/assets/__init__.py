@@ -6,6 +6,7 @@ from dagster_project.assets.graph import embeddings, training_subgraph
 from dagster_project.assets.model import (
     few_shot_evaluation,
     general_evaluation,
+    route_snapshot,
     router_report,
     routing_predictions,
     trained_model,
@@ -27,5 +28,6 @@ PIPELINE_ASSETS = [
     general_evaluation,
     few_shot_evaluation,
     router_report,
+    route_snapshot,
 ]
 ALL_ASSETS = [*PIPELINE_ASSETS, user_evaluation]

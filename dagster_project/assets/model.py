@@ -5,12 +5,18 @@ import dagster as dg
 from dagster_project.assets.sources import write_metadata
 from dagster_project.config import FewShotConfig, TrainingConfig
 from dagster_project.partitions import users_partitions
-from dagster_project.resources import DeviceResource, GraphStoreResource, ModelStoreResource
+from dagster_project.resources import (
+    DeviceResource,
+    EmbeddingModelResource,
+    GraphStoreResource,
+    ModelStoreResource,
+)
 from gnn.pipeline import ModelRef
 
 __all__ = [
     "few_shot_evaluation",
     "general_evaluation",
+    "route_snapshot",
     "router_report",
     "routing_predictions",
     "trained_model",
@@ -178,3 +184,39 @@ def router_report(
     path = folder / f"{trained_model.version}.md"
     path.write_text(text, encoding="utf-8")
     return dg.MaterializeResult(metadata={"path": str(path), "report": dg.MetadataValue.md(text)})
+
+
+@dg.asset(group_name="model", kinds={"python"}, deps=[router_report])
+def route_snapshot(
+    trained_model: ModelRef,
+    graph_store: GraphStoreResource,
+    model_store: ModelStoreResource,
+    embedding_model: EmbeddingModelResource,
+) -> dg.MaterializeResult:
+    """The route snapshot of the graph's latest model (``gnn.light``), as ``prouter train``
+    writes it: the first ``prouter route`` after a (re)train starts without torch. Last
+    of the run, since every write-back before it changes the store file (which outdates a
+    snapshot). Where routes have no light path (Neo4j, another embedding model, a router
+    other than the GNN) it writes nothing and says why (``skipped``)."""
+    from gnn.light.refresh import snapshot_target, write_latest_snapshot
+    from prcore.errors import ProuterError
+
+    try:
+        target = snapshot_target(
+            graph_store.resolved_url(),
+            model_store.path(),
+            embedding_model=embedding_model.setting(),
+        )
+        with embedding_model.embedder("cpu") as embedder:
+            version = write_latest_snapshot(
+                lambda: graph_store.open(read_only=True), target, embedder
+            )
+    except ProuterError as exc:
+        return dg.MaterializeResult(metadata={"skipped": str(exc)})
+    if version != trained_model.version:
+        dg.get_dagster_logger().warning(
+            "route snapshot of %s, the graph's latest model, not of %s",
+            version,
+            trained_model.version,
+        )
+    return dg.MaterializeResult(metadata={"version": version, "path": str(target.path)})

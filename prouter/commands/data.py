@@ -37,10 +37,11 @@ def demo(settings: Settings, queries: int, users: int, llms: int, seed: int, epo
     from prouter.demo import WORKDIR, run_demo
 
     with settings.open() as store:
-        domain_errors(
+        service = domain_errors(
             run_demo, store, queries=queries, users=users, llms=llms, seed=seed, epochs=epochs
         )
-    snapshot = refresh_route_snapshot(settings, WORKDIR / "models")
+    # The service that routed above, stamped now that the store is closed (not built again).
+    snapshot = refresh_route_snapshot(settings, WORKDIR / "models", service)
     if snapshot is not None:
         click.echo(f"route snapshot written to {snapshot} (the next `prouter route` starts light)")
 

@@ -14,6 +14,7 @@ import click
 from prouter.commands.common import Settings, domain_errors
 
 if TYPE_CHECKING:
+    from gnn.light.refresh import SnapshotTarget
     from gnn.serving import RouteResult, RoutingService
 
 __all__ = [
@@ -122,8 +123,8 @@ def open_route_service(
     one (:func:`open_service`), which then writes the snapshot for the next route."""
     import time
 
-    from gnn.light.snapshot import snapshot_path, store_stamp
-    from graphdb.store import embedded_store_file
+    from gnn.light.refresh import NoLightPath, snapshot_target
+    from prcore.errors import ProuterError
 
     start = time.perf_counter()
 
@@ -131,79 +132,68 @@ def open_route_service(
         if verbose:
             click.echo(f"route: {message} ({time.perf_counter() - start:.2f} s)", err=True)
 
-    store_file = embedded_store_file(domain_errors(settings.store_url))
-    eligible = store_file is not None and service["device"] == "cpu"
-    path = (
-        snapshot_path(service["model_dir"] or settings.model_dir, store_file) if eligible else None
-    )
-    if path is not None:
-        light = _light_service(settings, path, store_file, service, note)  # type: ignore[arg-type]
+    try:  # stamped here, before the store is read
+        target = snapshot_target(
+            domain_errors(settings.store_url),
+            service["model_dir"] or settings.model_dir,
+            embedding_model=service["embedding_model"] or settings.embedding_model,
+            device=service["device"],
+        )
+    except NoLightPath as exc:
+        target = None
+        note(f"full path: {exc}")
+    if target is not None:
+        light = _light_service(settings, target, service, note)
         if light is not None:
-            note(f"light path: snapshot {path}")
+            note(f"light path: snapshot {target.path}")
             for warning in light.warnings:
                 click.echo(f"Warning: {warning}", err=True)
             return light
-    else:
-        note("full path: not an embedded store, or a device other than the CPU")
-    stamp = store_stamp(store_file) if path is not None else None  # before the store is read
     rs = open_service(settings, **service)
     note("full path: service built")
-    if path is not None and stamp is not None and _default_embedder(settings, service):
-        from gnn.light.snapshot import write_snapshot
-        from prcore.errors import ProuterError
-
+    if target is not None:
         try:
-            write_snapshot(
-                rs, path, stamp=stamp, store_file=store_file, latest=service["version"] is None
-            )
-            note(f"snapshot written: {path}")
+            target.write(rs, latest=service["version"] is None)
+            note(f"snapshot written: {target.path}")
         except (OSError, ValueError, ProuterError) as exc:
             note(f"no snapshot written: {exc}")
     return rs
 
 
-def refresh_route_snapshot(settings: Settings, model_dir: Path) -> Path | None:
+def refresh_route_snapshot(
+    settings: Settings, model_dir: Path, service: RoutingService | None = None
+) -> Path | None:
     """Write the route snapshot of the configured embedded store's latest model (after
     `prouter train`), so that the next `prouter route` starts light; its path, or None
-    where there is no light path (Neo4j, another embedding model, another router)."""
-    from gnn.light.snapshot import snapshot_path, store_stamp, write_snapshot
-    from gnn.serving import RoutingService
-    from graphdb.store import embedded_store_file
+    where there is no light path (Neo4j, another embedding model, another router).
+    ``service``: that model's full service, already built from the store, which must
+    be closed by now (`prouter demo`): it is stamped now instead of read again."""
+    from gnn.light.refresh import snapshot_target, write_latest_snapshot
     from prcore.errors import ProuterError
-    from workloads.embeddings import Embedder, is_bundled
+    from workloads.embeddings import Embedder
 
-    store_file = embedded_store_file(domain_errors(settings.store_url))
-    stamp = store_stamp(store_file) if store_file is not None else None
-    if stamp is None or not is_bundled(settings.embedding_model):
-        return None
-    path = snapshot_path(model_dir, store_file)  # type: ignore[arg-type]
     try:
-        with settings.open(read_only=True) as store:
-            service = RoutingService(store, Embedder(settings.embedding_model), model_dir=model_dir)
-        write_snapshot(service, path, stamp=stamp, store_file=store_file, latest=True)  # type: ignore[arg-type]
+        target = snapshot_target(
+            domain_errors(settings.store_url), model_dir, embedding_model=settings.embedding_model
+        )
+        if service is not None:
+            return target.write(service, latest=True)
+        embedder = Embedder(settings.embedding_model)
+        write_latest_snapshot(lambda: settings.open(read_only=True), target, embedder)
     except (OSError, ValueError, ProuterError, click.ClickException):
         return None
-    return path
-
-
-def _default_embedder(settings: Settings, service: dict[str, Any]) -> bool:
-    from workloads.embeddings import is_bundled
-
-    return is_bundled(service["embedding_model"] or settings.embedding_model)
+    return target.path
 
 
 def _light_service(
     settings: Settings,
-    path: Path,
-    store_file: Path,
+    target: SnapshotTarget,
     service: dict[str, Any],
     note: Callable[[str], None],
 ) -> RoutingService | None:
-    """The service of a current snapshot at ``path``, or None (and why, with --verbose)."""
-    if not _default_embedder(settings, service):
-        note("full path: not the bundled embedding model")
-        return None
-    from gnn.light.snapshot import load_service, store_stamp
+    """The service of the target's snapshot when it is current, or None (and why, with
+    --verbose)."""
+    from gnn.light.snapshot import load_service
     from prcore.errors import ProuterError
     from workloads.embeddings import Embedder
 
@@ -211,9 +201,9 @@ def _light_service(
         model = service["embedding_model"] or settings.embedding_model
         embedder = Embedder(model, cache_path=service["cache"], numpy_encoder=True)
         light = load_service(
-            path,
-            model_dir=service["model_dir"] or settings.model_dir,
-            stamp=store_stamp(store_file),
+            target.path,
+            model_dir=target.model_dir,
+            stamp=target.stamp,
             embedder=embedder,
             version=service["version"],
             similar=service["similar"],

@@ -41,6 +41,7 @@ EXPECTED_ASSETS = {
     "few_shot_evaluation",
     "user_evaluation",
     "router_report",
+    "route_snapshot",
 }
 
 

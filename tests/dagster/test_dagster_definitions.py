@@ -25,6 +25,7 @@ DEPENDENCIES = {
     "few_shot_evaluation": {"trained_model", "general_evaluation"},
     "user_evaluation": {"trained_model", "routing_predictions"},
     "router_report": {"trained_model", "general_evaluation", "few_shot_evaluation"},
+    "route_snapshot": {"trained_model", "router_report"},
 }
 
 
@@ -63,6 +64,11 @@ def test_defs_can_load_and_every_job_resolves():
         "general_evaluation",
         "few_shot_evaluation",
         "router_report",
+        "route_snapshot",  # last: the first route after a re-train is light
+    }
+    evaluation = defs.resolve_job_def("evaluation_job")  # it rewrites edges: a new snapshot
+    assert "route_snapshot" in {
+        k.to_user_string() for k in evaluation.asset_layer.executable_asset_keys
     }
     assert defs.resolve_job_def("pipeline_job").run_config is None
 

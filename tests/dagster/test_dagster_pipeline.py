@@ -76,6 +76,10 @@ def test_full_materialisation_writes_back_what_the_gnn_computes(backend, instanc
     # the RouterModel (the write-back's commit marker) comes with the predictions
     assert "RouterModel created" not in meta["trained_model"]
     assert meta["routing_predictions"]["RouterModel created"] == 1
+    # No light route path with the hashing stand-in embedder (nor on Neo4j): nothing written.
+    why = "not an embedded store" if backend.name == "neo4j" else "not the bundled embedding"
+    assert why in meta["route_snapshot"]["skipped"]
+    assert not (backend.model_dir / "route-snapshots").exists()
 
     ref = result.output_for_node("trained_model")
     assert ref.version == version
