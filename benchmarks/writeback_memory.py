@@ -12,10 +12,14 @@ ROUTED_TO rows, then the RouterModel node with one EVALUATED edge per user):
 Each mode runs in its own process on a fresh store (1,000 users, 11 LLMs, 3,000
 queries) and prints its time, the number of transactions (each copies the store
 file: docs/reliability.md) and the rise of the peak RSS over the process's RSS
-before the write, then the ratio of the two modes per size.
+before the write, then the ratio of the two modes per size. With ``--delete`` each
+process then deletes the version it wrote (``GraphStore.delete_model``, what
+``prouter models prune`` runs: one copy-and-swap transaction) and prints the same
+figures for the delete.
 
     ./dev bench writeback_memory                       # 600k and 2.85M rows
     ./dev bench writeback_memory --rows 2850000 --modes one
+    ./dev bench writeback_memory --rows 2850000 --modes batched --delete
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def _rss_mb() -> tuple[int, int]:
     return int(status["VmRSS"].split()[0]) // 1024, int(status["VmHWM"].split()[0]) // 1024
 
 
-def worker(rows: int, mode: str) -> dict:
+def worker(rows: int, mode: str, delete: bool = False) -> dict:
     import numpy as np
     import pyarrow as pa
 
@@ -87,30 +91,49 @@ def worker(rows: int, mode: str) -> dict:
         seconds = time.perf_counter() - started
         peak = _rss_mb()[1]
         assert written["ROUTED_TO"].created == n and written["RouterModel"].created == 1
-    return {
-        "rows": n,
-        "mode": mode,
-        "transactions": len(transactions),
-        "seconds": seconds,
-        "rise_mb": peak - before,
-    }
+        result = {
+            "rows": n,
+            "mode": mode,
+            "transactions": len(transactions),
+            "seconds": seconds,
+            "rise_mb": peak - before,
+        }
+        if delete:
+            transactions.clear()
+            Path("/proc/self/clear_refs").write_text("5")
+            before = _rss_mb()[0]
+            started = time.perf_counter()
+            deleted = store.delete_model(version)
+            result["delete"] = {
+                "transactions": len(transactions),
+                "seconds": time.perf_counter() - started,
+                "rise_mb": _rss_mb()[1] - before,
+            }
+            assert deleted["ROUTED_TO"] == n and deleted["RouterModel"] == 1
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="600000,2850000", help="comma-separated")
     parser.add_argument("--modes", default="one,batched", help="one, batched")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--delete", action="store_true", help="then delete the version written, and measure it"
+    )
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(int(args.worker[0]), args.worker[1])))
+        rows, mode, delete = args.worker
+        print(json.dumps(worker(int(rows), mode, delete == "delete")))
         return
     print(f"{'rows':>9} {'mode':<8} {'transactions':>12} {'seconds':>8} {'peak RSS rise MiB':>18}")
     for rows in args.rows.split(","):
         rises = {}
         for mode in args.modes.split(","):
             done = subprocess.run(
-                [sys.executable, __file__, "--worker", rows, mode], capture_output=True, text=True
+                [sys.executable, __file__, "--worker", rows, mode, "delete" * args.delete],
+                capture_output=True,
+                text=True,
             )
             if done.returncode:
                 raise SystemExit(f"{mode} at {rows} rows failed:\n{done.stderr[-3000:]}")
@@ -120,6 +143,12 @@ def main() -> None:
                 f"{r['rows']:>9} {mode:<8} {r['transactions']:>12} {r['seconds']:>8.1f} "
                 f"{r['rise_mb']:>18.0f}"
             )
+            if "delete" in r:
+                d = r["delete"]
+                print(
+                    f"{r['rows']:>9} {'delete':<8} {d['transactions']:>12} {d['seconds']:>8.1f} "
+                    f"{d['rise_mb']:>18.0f}"
+                )
         if rises.get("one") and rises.get("batched"):
             print(f"{'':>9} batched / one peak RSS rise: {rises['batched'] / rises['one']:.2f}")
 
