@@ -66,11 +66,23 @@ class HashEmbedder:
         return out
 
 
-def write_workload(path: Path, queries: int, users: int, llms: int) -> None:
-    from prouter.demo import write_canonical
+def write_workload(path: Path, queries: int, users: int, llms: int, batch: int = 100_000) -> None:
+    """The seeded workload as a canonical Parquet file, written ``batch`` records at a time
+    (1M queries are 11M records: never all held as dicts)."""
+    import itertools
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphdb.canonical import FIELDS
     from workloads.synthetic import generate
 
-    write_canonical(generate(n_queries=queries, n_users=users, n_llms=llms, seed=0).records(), path)
+    kinds = {"float": pa.float64(), "int": pa.int64()}
+    schema = pa.schema([(n, kinds.get(f.kind, pa.string())) for n, f in FIELDS.items()])
+    records = generate(n_queries=queries, n_users=users, n_llms=llms, seed=0).iter_records()
+    with pq.ParquetWriter(path, schema) as writer:
+        while chunk := list(itertools.islice(records, batch)):
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
 
 
 def ladybug_worker(args: argparse.Namespace) -> dict:
