@@ -13,8 +13,10 @@ Pass 2 (:func:`write_spill`) reads the spill a chunk at a time into graph tables
 (:func:`graphdb.ingest.graph_tables`) and writes them inside one store transaction
 (LadybugDB: one copy and swap, all or nothing; Neo4j: batches, as every write). Nodes
 already written by an earlier chunk are rewritten only when they add a value, and are
-not counted again; ASKED / CHOSE / PREFERRED rows are merged over all chunks (earliest
-timestamp, first reward) before they are written. Peak memory is one chunk of records
+not counted again (so a node or outcome already in the graph whose new values come only
+in a later chunk than its first mention counts as that first chunk found it); ASKED /
+CHOSE / PREFERRED rows are merged over all chunks (earliest timestamp, first reward)
+before they are written. Peak memory is one chunk of records
 plus the key hashes (about 50 bytes per record and 16 per distinct value to agree on),
 never the whole file as Python objects.
 """
@@ -41,7 +43,14 @@ from graphdb.canonical import (
     conflicts,
     reference_problems,
 )
-from graphdb.keyhash import RECORD_SCHEMA, KeyColumns, chunk_keys, id_hashes, in_sorted
+from graphdb.keyhash import (
+    RECORD_SCHEMA,
+    KeyColumns,
+    chunk_keys,
+    id_hashes,
+    in_sorted,
+    pair_hashes,
+)
 from graphdb.store import GraphStore, WriteStats
 
 __all__ = ["DEFAULT_CHUNK", "Spill", "validate_files", "write_spill"]
@@ -71,6 +80,8 @@ class Spill:
     records_loaded: int = 0
     nbytes: int = 0
     bad_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # (query, LLM) pairs whose outcome more than one record gives (maybe in two chunks)
+    repeated_outcomes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
 
 def validate_files(
@@ -125,6 +136,7 @@ def _cross_checks(store: GraphStore, out: Spill, keys: KeyColumns, chunk_size: i
     candidates = keys.candidates()
     cols = keys.columns()
     del keys
+    out.repeated_outcomes = KeyColumns.repeated(cols.answered)
     conflict_problems: dict[int, list[Problem]] = {}
     if candidates.size:
         items, item_rows = _spilled_items(out, chunk_size, entries=candidates)
@@ -246,6 +258,7 @@ def write_spill(store: GraphStore, spill: Spill, *, chunk_size: int) -> dict[str
     written: dict[str, WriteStats] = {}
     seen: dict[str, set[str]] = {label: set() for label in _NODE_KEYS}
     merged: dict[str, list[pa.Table]] = {name: [] for name in _MERGED}
+    seen_outcomes: set[int] = set()
     store.ensure_room(spill.nbytes)
     with store.transaction():
         for table in _spill_batches(spill.path, chunk_size):
@@ -271,12 +284,28 @@ def write_spill(store: GraphStore, spill: Spill, *, chunk_size: int) -> dict[str
                 elif name == "OF_TASK":  # one per query: written with its Query
                     fresh = part.filter(pc.is_in(part.column("src"), value_set=new_queries))
                     _count(written, name, write_table(store, name, fresh))
+                elif name == "ANSWERED_BY" and spill.repeated_outcomes.size:
+                    known = _seen_pairs(part, spill.repeated_outcomes, seen_outcomes)
+                    _count(written, name, write_table(store, name, part.filter(pc.invert(known))))
+                    write_table(store, name, part.filter(known))
                 else:
                     _count(written, name, write_table(store, name, part))
         for name, parts in merged.items():
             if parts:
                 _count(written, name, write_table(store, name, _merge(name, parts)))
     return {name: written[name] for name in WRITE_ORDER if name in written}
+
+
+def _seen_pairs(part: pa.Table, repeated: np.ndarray, seen: set[int]) -> pa.Array:
+    """Which edges of ``part`` an earlier chunk wrote (only ``repeated`` pairs can be);
+    adds this chunk's repeated pairs to ``seen``."""
+    pairs = pair_hashes(id_hashes(part.column("src")), id_hashes(part.column("dst")))
+    maybe = in_sorted(pairs, repeated)
+    known = np.zeros(pairs.size, dtype=bool)
+    for i in np.flatnonzero(maybe).tolist():
+        known[i] = int(pairs[i]) in seen
+    seen.update(pairs[maybe].tolist())
+    return pa.array(known)
 
 
 def _in_set(ids: pa.ChunkedArray | pa.Array, known: set[str]) -> list[bool]:

@@ -25,7 +25,17 @@ import pyarrow.compute as pc
 
 from graphdb.canonical import CONSISTENT, FIELDS
 
-__all__ = ["RECORD_SCHEMA", "ChunkKeys", "KeyColumns", "chunk_keys", "id_hashes", "in_sorted"]
+__all__ = [
+    "RECORD_SCHEMA",
+    "ChunkKeys",
+    "KeyColumns",
+    "chunk_keys",
+    "id_hashes",
+    "in_sorted",
+    "pair_hashes",
+]
+
+_OUTCOME = ("performance", "cost", "input_tokens", "output_tokens", "response")
 
 _ARROW = {"float": pa.float64(), "int": pa.int64()}
 RECORD_SCHEMA = pa.schema([(n, _ARROW.get(f.kind, pa.string())) for n, f in FIELDS.items()])
@@ -61,6 +71,11 @@ def id_hashes(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
     return hashes | np.uint64(1)
 
 
+def pair_hashes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One hash per pair of :func:`id_hashes` (an edge's endpoints)."""
+    return _mix(first, second)
+
+
 def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Which ``values`` are in ``sorted_set`` (sorted ascending)."""
     if sorted_set.size == 0:
@@ -83,6 +98,7 @@ class ChunkKeys:
     entry_key: np.ndarray  # one per value that must agree: (rule, field, key) hash
     entry_value: np.ndarray
     entry_row: np.ndarray
+    answered: np.ndarray  # (query, LLM) pair of each record giving an outcome
 
 
 def chunk_keys(table: pa.Table, rows: np.ndarray) -> ChunkKeys:
@@ -110,17 +126,20 @@ def chunk_keys(table: pa.Table, rows: np.ndarray) -> ChunkKeys:
             keys.append(_mix(key[chosen], _salt(rule, field)))
             values.append(h[chosen])
             entry_rows.append(rows[chosen])
+    query, llm = ids("query_id"), ids("llm_id")
+    outcome = (llm != 0) & np.logical_or.reduce([hashes[f][1] for f in _OUTCOME])
     return ChunkKeys(
         row=rows,
-        query=ids("query_id"),
+        query=query,
         task=ids("task_id"),
-        llm=ids("llm_id"),
+        llm=llm,
         other=ids("other_llm_id"),
         text=hashes["query_text"][1],
         record=record,
         entry_key=np.concatenate(keys),
         entry_value=np.concatenate(values),
         entry_row=np.concatenate(entry_rows),
+        answered=pair_hashes(query[outcome], llm[outcome]),
     )
 
 
@@ -158,6 +177,7 @@ class KeyColumns:
                 empty,
                 empty,
                 np.empty(0, dtype=np.int64),
+                keys.answered,
             )
         )
         self._entries.append(pairs)
@@ -181,6 +201,12 @@ class KeyColumns:
         keys = self._entries[0][0]
         return np.unique(keys[1:][keys[1:] == keys[:-1]])
 
+    @staticmethod
+    def repeated(hashes: np.ndarray) -> np.ndarray:
+        """The hashes that occur more than once (sorted)."""
+        ordered = np.sort(hashes)
+        return np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+
     def columns(self) -> ChunkKeys:
         """Every record's key hashes, in input order (entries left empty)."""
         parts = self._parts
@@ -201,6 +227,7 @@ class KeyColumns:
             empty,
             empty,
             np.empty(0, dtype=np.int64),
+            cat("answered", np.uint64),
         )
         self._parts = [whole]
         return whole
