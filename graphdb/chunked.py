@@ -58,6 +58,7 @@ __all__ = ["DEFAULT_CHUNK", "Spill", "validate_files", "write_spill"]
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 50_000  # records per chunk
+WRITE_ROWS = 4_000_000  # graph table rows per write
 SPILL_SCHEMA = RECORD_SCHEMA.append(pa.field("_row", pa.int64()))
 SPILL_SCHEMA = SPILL_SCHEMA.append(pa.field("_file", pa.int32()))
 SPILL_SCHEMA = SPILL_SCHEMA.append(pa.field("_loc", pa.string()))
@@ -251,11 +252,16 @@ def _record(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and not k.startswith("_")}
 
 
-def write_spill(store: GraphStore, spill: Spill, *, chunk_size: int) -> dict[str, WriteStats]:
-    """Write the spill's records less the rejected ones (pass 2; see module docs)."""
-    from graphdb.ingest import WRITE_ORDER, graph_tables, write_table  # it imports this module
+def write_spill(
+    store: GraphStore, spill: Spill, *, chunk_size: int, write_rows: int | None = None
+) -> dict[str, WriteStats]:
+    """Write the spill's records less the rejected ones (pass 2; see module docs): graph
+    tables gathered as Arrow over chunks and written about ``write_rows`` rows at a time
+    (LadybugDB needs far more memory for many small COPYs than for a few large ones)."""
+    from graphdb.ingest import WRITE_ORDER, graph_tables  # it imports this module
 
-    written: dict[str, WriteStats] = {}
+    write_rows = WRITE_ROWS if write_rows is None else write_rows
+    batch = _WriteBatch(store, WRITE_ORDER)
     seen: dict[str, set[str]] = {label: set() for label in _NODE_KEYS}
     merged: dict[str, list[pa.Table]] = {name: [] for name in _MERGED}
     seen_outcomes: set[int] = set()
@@ -273,27 +279,75 @@ def write_spill(store: GraphStore, spill: Spill, *, chunk_size: int) -> dict[str
                     continue
                 if name in merged:
                     merged[name].append(part)
-                    continue
-                if name in seen:
+                elif name in seen:
                     known = pa.array(_in_set(part.column("id"), seen[name]), pa.bool_())
+                    fresh = part.filter(pc.invert(known))
                     if name == "Query":
-                        new_queries = part.column("id").filter(pc.invert(known))
-                    _count(written, name, write_table(store, name, part.filter(pc.invert(known))))
-                    write_table(store, name, _adds_values(part.filter(known)))
-                    seen[name].update(part.column("id").filter(pc.invert(known)).to_pylist())
+                        new_queries = fresh.column("id")
+                    batch.add(name, fresh, _adds_values(part.filter(known)))
+                    seen[name].update(fresh.column("id").to_pylist())
                 elif name == "OF_TASK":  # one per query: written with its Query
-                    fresh = part.filter(pc.is_in(part.column("src"), value_set=new_queries))
-                    _count(written, name, write_table(store, name, fresh))
+                    batch.add(
+                        name, part.filter(pc.is_in(part.column("src"), value_set=new_queries))
+                    )
                 elif name == "ANSWERED_BY" and spill.repeated_outcomes.size:
                     known = _seen_pairs(part, spill.repeated_outcomes, seen_outcomes)
-                    _count(written, name, write_table(store, name, part.filter(pc.invert(known))))
-                    write_table(store, name, part.filter(known))
+                    batch.add(name, part.filter(pc.invert(known)), part.filter(known))
                 else:
-                    _count(written, name, write_table(store, name, part))
+                    batch.add(name, part)
+            if batch.rows >= write_rows:
+                batch.flush()
+        batch.flush()
         for name, parts in merged.items():
             if parts:
-                _count(written, name, write_table(store, name, _merge(name, parts)))
-    return {name: written[name] for name in WRITE_ORDER if name in written}
+                batch.add(name, _merge(name, parts))
+        batch.flush()
+    return {name: batch.written[name] for name in WRITE_ORDER if name in batch.written}
+
+
+class _WriteBatch:
+    """Graph table rows waiting to be written: counted ones (first seen in this ingest)
+    and repeats that only add values (written after them, merged per key, not counted)."""
+
+    def __init__(self, store: GraphStore, order: Sequence[str]) -> None:
+        self.store, self.order = store, order
+        self.written: dict[str, WriteStats] = {}
+        self.counted: dict[str, list[pa.Table]] = {name: [] for name in order}
+        self.repeats: dict[str, list[pa.Table]] = {name: [] for name in order}
+        self.rows = 0
+
+    def add(self, name: str, counted: pa.Table, repeats: pa.Table | None = None) -> None:
+        for pending, table in ((self.counted, counted), (self.repeats, repeats)):
+            if table is not None and table.num_rows:
+                pending[name].append(table)
+                self.rows += table.num_rows
+
+    def flush(self) -> None:
+        from graphdb.ingest import write_table
+
+        for name in self.order:
+            if self.counted[name]:
+                stats = write_table(self.store, name, _concat(self.counted[name]))
+                _count(self.written, name, stats)
+            if self.repeats[name]:
+                write_table(self.store, name, _first_per_key(name, _concat(self.repeats[name])))
+            self.counted[name], self.repeats[name] = [], []
+        self.rows = 0
+        self.store.commit_point()
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+
+
+def _first_per_key(name: str, table: pa.Table) -> pa.Table:
+    """One row per node id / (src, dst), each value the first non-null one."""
+    key = ["id"] if name in _NODE_KEYS else ["src", "dst"]
+    values = [c for c in table.column_names if c not in key]
+    typed = [c for c in values if not pa.types.is_null(table.column(c).type)]
+    grouped = table.group_by(key, use_threads=False).aggregate([(c, "first") for c in typed])
+    columns = {c: grouped.column(c) for c in key} | {c: grouped.column(f"{c}_first") for c in typed}
+    return pa.table({c: columns[c] for c in key + typed})
 
 
 def _seen_pairs(part: pa.Table, repeated: np.ndarray, seen: set[int]) -> pa.Array:

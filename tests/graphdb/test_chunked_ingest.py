@@ -111,9 +111,15 @@ def _outcome(run, store, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def
     return out
 
 
+@pytest.fixture(params=[1, 10**9], ids=["write-each-chunk", "write-once"])
+def write_rows(request, monkeypatch):  # type: ignore[no-untyped-def]
+    """Graph rows gathered before a write: one chunk's, or all."""
+    monkeypatch.setattr("graphdb.chunked.WRITE_ROWS", request.param)
+
+
 @pytest.mark.parametrize("records", [SPREAD, TROUBLE], ids=["spread", "trouble"])
 @pytest.mark.parametrize("chunk_size", [1, 3])
-def test_small_chunks_give_what_one_pass_gives(store, tmp_path, records, chunk_size):
+def test_small_chunks_give_what_one_pass_gives(store, tmp_path, records, chunk_size, write_rows):
     path = write_jsonl(tmp_path / "in.jsonl", records)
     whole = _outcome(lambda **o: _legacy(store, path, **o), store, tmp_path)
     chunked = _outcome(
@@ -123,7 +129,7 @@ def test_small_chunks_give_what_one_pass_gives(store, tmp_path, records, chunk_s
     assert whole["graph"]["Query"] and (whole["error"] is None) == (records is SPREAD)
 
 
-def test_small_chunks_against_a_stored_graph(store, tmp_path):
+def test_small_chunks_against_a_stored_graph(store, tmp_path, write_rows):
     first = write_jsonl(tmp_path / "a.jsonl", SPREAD[:7])
     later = [
         *SPREAD[7:],
@@ -146,7 +152,7 @@ def test_small_chunks_against_a_stored_graph(store, tmp_path):
     assert "belongs to task 'math' in the graph" in outcomes[0]["error"][0]
 
 
-def test_synthetic_workload_in_chunks_of_three_gives_the_same_graph(store, tmp_path):
+def test_synthetic_workload_in_chunks_of_three_gives_the_same_graph(store, tmp_path, write_rows):
     workload = generate(n_queries=25, n_users=4, n_llms=3, seed=7)
     path = tmp_path / "w.parquet"
     write_canonical(workload.records(), path)
@@ -164,7 +170,7 @@ LATE_ERRORS = {
 
 
 @pytest.mark.parametrize("late", LATE_ERRORS.values(), ids=LATE_ERRORS.keys())
-def test_an_error_in_the_last_chunk_writes_nothing(store, tmp_path, late):
+def test_an_error_in_the_last_chunk_writes_nothing(store, tmp_path, late, write_rows):
     before = write_jsonl(tmp_path / "before.jsonl", GOOD)
     ingest_files(store, [before])
     counts = store.counts()
