@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "graph_tables",
     "ingest_files",
     "ingest_records",
+    "remove_stale_spills",
     "write_stats_lines",
     "write_table",
     "write_tables",
@@ -41,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_REPORT = "rejected.jsonl"
+SPILL_PREFIX = "prouter-ingest-"  # + pid: the temporary folder of one ingest
 
 # Order matters: nodes before the edges that connect them.
 WRITE_ORDER = (
@@ -261,7 +264,8 @@ def ingest_files(
     :func:`ingest_records` on all the records, in memory bounded by the chunk."""
     if skip_invalid:
         check_report_path(report_path or DEFAULT_REPORT, paths)
-    with tempfile.TemporaryDirectory(prefix="prouter-ingest-") as folder:
+    remove_stale_spills()
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as folder:
         spill = validate_files(store, paths, Path(folder) / "spill.parquet", chunk_size=chunk_size)
         validated = spill.validated
         if validated.file_problems:
@@ -276,6 +280,25 @@ def ingest_files(
         report.records_loaded = spill.records_loaded
         report.written = write_spill(store, spill, chunk_size=chunk_size)
     return report
+
+
+def remove_stale_spills(folder: str | Path | None = None) -> None:
+    """Remove the temporary folders of ingests whose process is gone (killed before it
+    could clean up); ``folder``: where they are (default: the temporary directory)."""
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*-*"):
+        pid = path.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_report_path(report_path: str | Path, inputs: Iterable[str | Path]) -> None:

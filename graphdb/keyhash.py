@@ -56,7 +56,8 @@ def _mix(a: np.ndarray, b: np.ndarray | np.uint64) -> np.ndarray:
 def _hash(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the value's hash (0 where null) and whether there is a value."""
     present = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    filler = "" if pa.types.is_string(column.type) else 0
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    filler = "" if text else 0
     values = column.fill_null(filler).to_numpy(zero_copy_only=False)
     if values.dtype == object:
         values = values.astype(object)

@@ -213,3 +213,20 @@ def test_chunk_reader_gives_the_records_of_read_records_in_chunks(tmp_path, suff
     assert [len(c) for c in chunks] == [3, 3, 1]
     assert [r for c in chunks for r in c] == read_records(path)[0]
     assert reader.problems == [] and not reader.failed
+
+
+def test_a_killed_ingest_s_temporary_folder_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from graphdb.ingest import SPILL_PREFIX, remove_stale_spills
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    stale = tmp_path / f"{SPILL_PREFIX}{gone}-abc"
+    live = tmp_path / f"{SPILL_PREFIX}{__import__('os').getpid()}-def"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "spill.parquet").write_bytes(b"x")
+    remove_stale_spills(tmp_path)
+    assert not stale.exists() and live.exists()
