@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from graphdb.canonical import (
     ChunkReader,
@@ -94,7 +95,8 @@ def validate_files(
     out = Spill(spill_path, sources, Validated())
     keys = KeyColumns()
     row = 0
-    with pq.ParquetWriter(spill_path, SPILL_SCHEMA) as writer:
+    bar = tqdm(desc="validating", unit=" records", disable=None, leave=False)
+    with bar, pq.ParquetWriter(spill_path, SPILL_SCHEMA) as writer:
         for file_index, path in enumerate(paths):
             reader = ChunkReader(path, chunk_size=chunk_size)
             for chunk in reader:
@@ -112,6 +114,7 @@ def validate_files(
                 keys.add(chunk_keys(table, np.asarray(rows, dtype=np.int64)))
                 writer.write_table(table)
                 out.nbytes += table.nbytes
+                bar.update(len(chunk))
             out.validated.file_problems.extend(reader.problems)
             log.info("validated %s: %d records so far", path, row)
     out.records_read = row
@@ -266,7 +269,10 @@ def write_spill(
     merged: dict[str, list[pa.Table]] = {name: [] for name in _MERGED}
     seen_outcomes: set[int] = set()
     store.ensure_room(spill.nbytes)
-    with store.transaction():
+    bar = tqdm(
+        total=spill.records_loaded, desc="writing", unit=" records", disable=None, leave=False
+    )
+    with bar, store.transaction():
         for table in _spill_batches(spill.path, chunk_size):
             if spill.bad_rows.size:
                 rows = table.column("_row").to_numpy()
@@ -297,6 +303,7 @@ def write_spill(
                     batch.add(name, part)
             if batch.rows >= write_rows:
                 batch.flush()
+            bar.update(table.num_rows)
         batch.flush()
         for name, parts in merged.items():
             if parts:
