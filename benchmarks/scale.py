@@ -30,6 +30,7 @@ write-back, evaluate), each step's time and peak RSS (``benchmarks/_routerbench_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import resource
@@ -50,6 +51,44 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class PhasePeaks:
+    """Peak RSS per phase of a worker (sampled every 0.2 s), each phase also reported on
+    stderr as it ends (ru_maxrss alone gives the whole process's peak)."""
+
+    def __init__(self, out: dict) -> None:
+        import threading
+
+        self.out, self.peak = out, 0.0
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    @staticmethod
+    def current_mb() -> float:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.current_mb())
+            time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def phase(self, name: str):  # type: ignore[no-untyped-def]
+        self.peak = self.current_mb()
+        t0 = time.perf_counter()
+        yield
+        self.peak = max(self.peak, self.current_mb())
+        self.out[f"{name}_peak_mb"] = self.peak
+        seconds = time.perf_counter() - t0
+        print(
+            f"phase {name}: {seconds:.1f} s, peak RSS {self.peak:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 class HashEmbedder:
     """Deterministic stand-in for a sentence embedder (``dim``-d, per text)."""
 
@@ -66,11 +105,23 @@ class HashEmbedder:
         return out
 
 
-def write_workload(path: Path, queries: int, users: int, llms: int) -> None:
-    from prouter.demo import write_canonical
+def write_workload(path: Path, queries: int, users: int, llms: int, batch: int = 100_000) -> None:
+    """The seeded workload as a canonical Parquet file, written ``batch`` records at a time
+    (1M queries are 11M records: never all held as dicts)."""
+    import itertools
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphdb.canonical import FIELDS
     from workloads.synthetic import generate
 
-    write_canonical(generate(n_queries=queries, n_users=users, n_llms=llms, seed=0).records(), path)
+    kinds = {"float": pa.float64(), "int": pa.int64()}
+    schema = pa.schema([(n, kinds.get(f.kind, pa.string())) for n, f in FIELDS.items()])
+    records = generate(n_queries=queries, n_users=users, n_llms=llms, seed=0).iter_records()
+    with pq.ParquetWriter(path, schema) as writer:
+        while chunk := list(itertools.islice(records, batch)):
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
 
 
 def ladybug_worker(args: argparse.Namespace) -> dict:
@@ -87,34 +138,42 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
     from workloads.synthetic import generate
 
     out: dict = {}
+    peaks = PhasePeaks(out)
     folder = Path(args.folder)
     store = open_store(f"ladybug:{folder / 'g.lbug'}")
     t0 = time.perf_counter()
-    ingest_files(store, [args.file])
+    with peaks.phase("ingest"):
+        ingest_files(store, [args.file])
     out["ingest_s"] = time.perf_counter() - t0
-    wl = generate(n_queries=args.queries, n_users=args.users, n_llms=args.llms, seed=0)
-    emb = HashEmbedder(args.dim)
-    store.write_nodes(
-        "Query", {"id": wl.query_ids, "embedding": embedding_array(wl.query_embeddings(args.dim))}
-    )
-    store.write_nodes(
-        "LLM", {"id": wl.llm_ids, "embedding": embedding_array(emb.embed(wl.llm_ids))}
-    )
+    with peaks.phase("embed"):
+        wl = generate(n_queries=args.queries, n_users=args.users, n_llms=args.llms, seed=0)
+        emb = HashEmbedder(args.dim)
+        store.write_nodes(
+            "Query",
+            {"id": wl.query_ids, "embedding": embedding_array(wl.query_embeddings(args.dim))},
+        )
+        store.write_nodes(
+            "LLM", {"id": wl.llm_ids, "embedding": embedding_array(emb.embed(wl.llm_ids))}
+        )
+        del wl
     t0 = time.perf_counter()
-    exported = export_training_subgraph(store, folder / "models" / "exports", SubgraphSpec())
+    with peaks.phase("export"):
+        exported = export_training_subgraph(store, folder / "models" / "exports", SubgraphSpec())
     out["export_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref = train_from_export(
-        exported.path,
-        folder / "models",
-        config={"epochs": args.epochs, "patience": args.epochs, "device": "cpu"},
-    )
+    with peaks.phase("train"):
+        ref = train_from_export(
+            exported.path,
+            folder / "models",
+            config={"epochs": args.epochs, "patience": args.epochs, "device": "cpu"},
+        )
     out["epoch_s"] = (time.perf_counter() - t0) / args.epochs
     for k in (3, None):  # ROUTED_TO in batches, then the RouterModel node
         t0 = time.perf_counter()
-        stats = publish_predictions(
-            store, ModelRef(ref.version, ref.checkpoint, ref.export, routed_top=k)
-        )["ROUTED_TO"]
+        with peaks.phase(f"routed_{k or 'all'}"):
+            stats = publish_predictions(
+                store, ModelRef(ref.version, ref.checkpoint, ref.export, routed_top=k)
+            )["ROUTED_TO"]
         out[f"routed_{k or 'all'}"] = stats.total  # edges of the version after the write
         out[f"routed_{k or 'all'}_s"] = time.perf_counter() - t0
     service = RoutingService(store, emb, model_dir=folder / "models")

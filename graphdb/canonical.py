@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONSISTENT",
     "DECISIONS",
     "FIELDS",
     "MAX_COST_USD",
@@ -31,12 +32,16 @@ __all__ = [
     "MAX_PRICE_USD",
     "MAX_TEXT_CHARS",
     "MAX_TOKENS",
+    "ChunkReader",
     "Field",
     "Problem",
     "RawRecord",
     "Validated",
+    "check_record",
+    "conflicts",
     "problem_lines",
     "read_records",
+    "reference_problems",
     "validate",
 ]
 
@@ -148,68 +153,106 @@ class Validated:
 
 
 # -- readers -------------------------------------------------------------------
+_READABLE = (".csv", ".jsonl", ".ndjson", ".parquet")
+_READ_ERRORS = (OSError, UnicodeDecodeError, csv.Error, ValueError)
+
+
 def read_records(path: str | Path) -> tuple[list[RawRecord], list[Problem]]:
     """Read a canonical file (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``).
 
     Returns the records and file-level problems (unreadable file, unknown
     columns, malformed JSON lines).
     """
-    path = Path(path)
-    source = str(path)
-    suffix = path.suffix.lower()
-    readers = {
-        ".csv": _read_csv,
-        ".jsonl": _read_jsonl,
-        ".ndjson": _read_jsonl,
-        ".parquet": _read_parquet,
-    }
-    if suffix not in readers:
-        return [], [
-            Problem(
-                source,
-                "",
-                None,
-                f"unsupported file type {suffix!r}; valid types: .csv, .jsonl, .ndjson, .parquet",
-            )
-        ]
-    if not path.is_file():
-        return [], [Problem(source, "", None, "no such file")]
-    try:
-        records, problems = readers[suffix](path)
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-        return [], [Problem(source, "", None, f"cannot read file: {exc}")]
-    if not records and not problems:
-        problems.append(
-            Problem(source, "", None, "no records in the file (empty, or a header only)")
-        )
-    columns = {k for r in records for k in r.values if k != EXTRA_CELLS}
-    unknown = sorted(columns - set(FIELDS))
-    if unknown:
-        problems.append(
-            Problem(
-                source, "", None, f"unknown columns {unknown}; valid columns: {', '.join(FIELDS)}"
-            )
-        )
-    return records, problems
+    records: list[RawRecord] = []
+    reader = ChunkReader(path, chunk_size=1 << 62)
+    for chunk in reader:
+        records.extend(chunk)
+    return ([] if reader.failed else records), reader.problems
 
 
-def _read_csv(path: Path) -> tuple[list[RawRecord], list[Problem]]:
+class ChunkReader:
+    """A canonical file read ``chunk_size`` records at a time (lists of :class:`RawRecord`).
+
+    After the iteration ``problems`` holds the file-level problems, in the order
+    :func:`read_records` gives them; ``failed`` says the file could not be read at
+    all (its records are then not to be used).
+    """
+
+    def __init__(self, path: str | Path, *, chunk_size: int) -> None:
+        self.path = Path(path)
+        self.chunk_size = max(1, int(chunk_size))
+        self.problems: list[Problem] = []
+        self.failed = False
+
+    def __iter__(self) -> Iterator[list[RawRecord]]:
+        path, source = self.path, str(self.path)
+        suffix = path.suffix.lower()
+        if suffix not in _READABLE:
+            self._fail(
+                f"unsupported file type {suffix!r}; valid types: .csv, .jsonl, .ndjson, .parquet"
+            )
+            return
+        if not path.is_file():
+            self._fail("no such file")
+            return
+        readers = {".csv": _read_csv, ".parquet": _read_parquet}
+        items = readers.get(suffix, _read_jsonl)(path)
+        columns: set[str] = set()
+        any_record = False
+        chunk: list[RawRecord] = []
+        try:
+            for item in items:
+                if isinstance(item, Problem):
+                    self.problems.append(item)
+                    continue
+                any_record = True
+                columns.update(k for k in item.values if k != EXTRA_CELLS)
+                chunk.append(item)
+                if len(chunk) >= self.chunk_size:
+                    yield chunk
+                    chunk = []
+        except _READ_ERRORS as exc:
+            self._fail(f"cannot read file: {exc}")
+            return
+        if chunk:
+            yield chunk
+        if not any_record and not self.problems:
+            self.problems.append(
+                Problem(source, "", None, "no records in the file (empty, or a header only)")
+            )
+        unknown = sorted(columns - set(FIELDS))
+        if unknown:
+            self.problems.append(
+                Problem(
+                    source,
+                    "",
+                    None,
+                    f"unknown columns {unknown}; valid columns: {', '.join(FIELDS)}",
+                )
+            )
+
+    def _fail(self, message: str) -> None:
+        self.failed = True
+        self.problems = [Problem(str(self.path), "", None, message)]
+
+
+def _read_csv(path: Path) -> Iterator[RawRecord | Problem]:
     """Rows keyed by the header; a location is the file line where the row starts (header: 1).
 
     A UTF-8 byte-order mark is dropped; a repeated header name rejects the file.
     """
     csv.field_size_limit(1 << 30)
-    records: list[RawRecord] = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            return [], []
+            return
         first: dict[str, int] = {}
         for number, name in enumerate(header, start=1):
             if name in first:
                 message = f"duplicate column {name!r} (columns {first[name]} and {number})"
-                return [], [Problem(str(path), "line 1", None, message)]
+                yield Problem(str(path), "line 1", None, message)
+                return
             first[name] = number
         start = reader.line_num + 1
         for cells in reader:
@@ -219,9 +262,8 @@ def _read_csv(path: Path) -> tuple[list[RawRecord], list[Problem]]:
             values: dict[str, Any] = dict(zip(header, cells, strict=False))
             if len(cells) > len(header):
                 values[EXTRA_CELLS] = (len(cells), len(header))
-            records.append(RawRecord(str(path), f"line {start}", values))
+            yield RawRecord(str(path), f"line {start}", values)
             start = reader.line_num + 1
-    return records, []
 
 
 class _DuplicateKeyError(ValueError):
@@ -237,8 +279,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read_jsonl(path: Path) -> tuple[list[RawRecord], list[Problem]]:
-    records, problems = [], []
+def _read_jsonl(path: Path) -> Iterator[RawRecord | Problem]:
     with path.open(encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -246,32 +287,31 @@ def _read_jsonl(path: Path) -> tuple[list[RawRecord], list[Problem]]:
             try:
                 value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
             except json.JSONDecodeError as exc:
-                problems.append(
-                    Problem(str(path), f"line {number}", None, f"invalid JSON: {exc.msg}")
-                )
+                yield Problem(str(path), f"line {number}", None, f"invalid JSON: {exc.msg}")
                 continue
             except _DuplicateKeyError as exc:
-                problems.append(Problem(str(path), f"line {number}", None, str(exc)))
+                yield Problem(str(path), f"line {number}", None, str(exc))
                 continue
             if not isinstance(value, dict):
-                problems.append(
-                    Problem(str(path), f"line {number}", None, "expected a JSON object")
-                )
+                yield Problem(str(path), f"line {number}", None, "expected a JSON object")
                 continue
-            records.append(RawRecord(str(path), f"line {number}", value))
-    return records, problems
+            yield RawRecord(str(path), f"line {number}", value)
 
 
-def _read_parquet(path: Path) -> tuple[list[RawRecord], list[Problem]]:
+def _read_parquet(path: Path, batch_rows: int = 10_000) -> Iterator[RawRecord | Problem]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    names = table.column_names
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        return [], [Problem(str(path), "", None, f"duplicate columns {repeated}")]
-    rows = table.to_pylist()
-    return [RawRecord(str(path), f"row {i}", row) for i, row in enumerate(rows, start=1)], []
+    with pq.ParquetFile(path) as parquet:
+        names = parquet.schema_arrow.names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            yield Problem(str(path), "", None, f"duplicate columns {repeated}")
+            return
+        number = 0
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                number += 1
+                yield RawRecord(str(path), f"row {number}", row)
 
 
 # -- per-field conversion --------------------------------------------------------
@@ -349,7 +389,8 @@ def _check_characters(text: str) -> None:
         ) from None
 
 
-def _check_record(raw: RawRecord) -> tuple[dict[str, Any], list[Problem]]:
+def check_record(raw: RawRecord) -> tuple[dict[str, Any], list[Problem]]:
+    """One record converted field by field, and what is wrong with it on its own."""
     problems: list[Problem] = []
 
     def bad(name: str | None, message: str) -> None:
@@ -392,7 +433,7 @@ def _check_record(raw: RawRecord) -> tuple[dict[str, Any], list[Problem]]:
 # -- cross-record checks ---------------------------------------------------------
 # Each entry: the fields identifying an entity, and the fields that must agree
 # between all records that name it.
-_CONSISTENT: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+CONSISTENT: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("task_id",), ("task_description",)),
     (("query_id",), ("task_id", "query_text", "split")),
     (("llm_id",), ("llm_description", "llm_input_price", "llm_output_price")),
@@ -403,10 +444,11 @@ _CONSISTENT: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def _conflicts(items: list[tuple[RawRecord, dict[str, Any]]]) -> dict[int, list[Problem]]:
-    """Records that disagree with another record about the same entity."""
+def conflicts(items: list[tuple[RawRecord, dict[str, Any]]]) -> dict[int, list[Problem]]:
+    """Records (indices into ``items``) that disagree with another record about the same
+    entity; ``items`` in file order."""
     found: dict[int, list[Problem]] = defaultdict(list)
-    for key_fields, value_fields in _CONSISTENT:
+    for key_fields, value_fields in CONSISTENT:
         for value_field in value_fields:
             seen: dict[tuple, tuple[Any, int]] = {}
             for index, (raw, record) in enumerate(items):
@@ -443,6 +485,53 @@ def _conflicts(items: list[tuple[RawRecord, dict[str, Any]]]) -> dict[int, list[
     return found
 
 
+def reference_problems(
+    raw: RawRecord,
+    record: Mapping[str, Any],
+    *,
+    query_known: bool,
+    other_known: bool,
+    stored_task: str | None,
+) -> list[Problem]:
+    """A record's reference problems: its query stored under another task, an unknown
+    query (``query_known``: some record or the graph gives its text), an unknown
+    ``other_llm_id`` (``other_known``: some record or the graph has that LLM)."""
+    found: list[Problem] = []
+    if stored_task is not None and stored_task != record["task_id"]:
+        # A query belongs to one task for good: moving it would leave two OF_TASK edges.
+        found.append(
+            Problem(
+                raw.source,
+                raw.location,
+                "task_id",
+                f"query {record['query_id']!r:.80} belongs to task {stored_task!r:.80} "
+                f"in the graph, not {record['task_id']!r:.80}",
+            )
+        )
+    if not query_known:
+        found.append(
+            Problem(
+                raw.source,
+                raw.location,
+                "query_id",
+                f"unknown query {record['query_id']!r:.80}: no record "
+                "gives its query_text and the graph does not have it",
+            )
+        )
+    other = record.get("other_llm_id")
+    if other is not None and not other_known:
+        found.append(
+            Problem(
+                raw.source,
+                raw.location,
+                "other_llm_id",
+                f"unknown LLM {other!r:.80}: no record has it as "
+                "llm_id and the graph does not have it",
+            )
+        )
+    return found
+
+
 def _unknown_references(
     items: list[tuple[RawRecord, dict[str, Any]]],
     known_queries: set[str],
@@ -453,39 +542,15 @@ def _unknown_references(
     llms = known_llms | {r["llm_id"] for _, r in items if "llm_id" in r}
     found: dict[int, list[Problem]] = defaultdict(list)
     for index, (raw, record) in enumerate(items):
-        stored_task = query_tasks.get(record["query_id"])
-        if stored_task is not None and stored_task != record["task_id"]:
-            # A query belongs to one task for good: moving it would leave two OF_TASK edges.
-            found[index].append(
-                Problem(
-                    raw.source,
-                    raw.location,
-                    "task_id",
-                    f"query {record['query_id']!r:.80} belongs to task {stored_task!r:.80} "
-                    f"in the graph, not {record['task_id']!r:.80}",
-                )
-            )
-        if record["query_id"] not in with_text:
-            found[index].append(
-                Problem(
-                    raw.source,
-                    raw.location,
-                    "query_id",
-                    f"unknown query {record['query_id']!r:.80}: no record "
-                    "gives its query_text and the graph does not have it",
-                )
-            )
-        other = record.get("other_llm_id")
-        if other is not None and other not in llms:
-            found[index].append(
-                Problem(
-                    raw.source,
-                    raw.location,
-                    "other_llm_id",
-                    f"unknown LLM {other!r:.80}: no record has it as "
-                    "llm_id and the graph does not have it",
-                )
-            )
+        problems = reference_problems(
+            raw,
+            record,
+            query_known=record["query_id"] in with_text,
+            other_known=record.get("other_llm_id") in llms,
+            stored_task=query_tasks.get(record["query_id"]),
+        )
+        if problems:
+            found[index] = problems
     return found
 
 
@@ -505,7 +570,7 @@ def validate(
     out = Validated()
     items: list[tuple[RawRecord, dict[str, Any]]] = []
     for raw in raws:
-        record, problems = _check_record(raw)
+        record, problems = check_record(raw)
         if problems:
             out.rejected.append((raw, problems))
         else:
@@ -513,7 +578,7 @@ def validate(
     known_q, known_l = set(known_queries), set(known_llms)
     # Rejecting a record can orphan others that relied on it: repeat until stable.
     while True:
-        bad = _conflicts(items)
+        bad = conflicts(items)
         for index, problems in _unknown_references(
             items, known_q, known_l, query_tasks or {}
         ).items():

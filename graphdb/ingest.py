@@ -1,6 +1,7 @@
 """Load canonical interaction records into a graph store.
 
-``ingest_files`` reads and validates every file first. By default one bad
+``ingest_files`` reads and validates every file first, a chunk of records at a
+time (:mod:`graphdb.chunked`: memory bounded by the chunk, not the file). By default one bad
 record rejects the whole input and nothing is written; with
 ``skip_invalid=True`` the good records load and the rejected ones are written,
 with their reasons, to a JSONL report. Writes are idempotent upserts, so a
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from graphdb.canonical import RawRecord, Validated, problem_lines, read_records, validate
+from graphdb.canonical import RawRecord, Validated, problem_lines, validate
+from graphdb.chunked import DEFAULT_CHUNK, validate_files, write_spill
 from graphdb.schema import NODES
 from graphdb.store import GraphStore, WriteStats
 from prcore.errors import ConfigError, ValidationError
@@ -30,13 +34,16 @@ __all__ = [
     "graph_tables",
     "ingest_files",
     "ingest_records",
+    "remove_stale_spills",
     "write_stats_lines",
+    "write_table",
     "write_tables",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPORT = "rejected.jsonl"
+SPILL_PREFIX = "prouter-ingest-"  # + pid: the temporary folder of one ingest
 
 # Order matters: nodes before the edges that connect them.
 WRITE_ORDER = (
@@ -150,11 +157,13 @@ def graph_tables(records: Sequence[dict[str, Any]]) -> dict[str, pa.Table]:
         [{"src": u, "dst": q, "ts": ts} for (u, q), ts in asked.items()], ["src", "dst", "ts"]
     )
     outcome_fields = ["performance", "cost", "input_tokens", "output_tokens", "response"]
-    outcomes = {
-        (r["query_id"], r["llm_id"]): {f: r[f] for f in outcome_fields if f in r}
-        for r in records
-        if "llm_id" in r and any(f in r for f in outcome_fields)
-    }
+    outcomes: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:  # each value from the first record that gives it
+        if "llm_id" in r and any(f in r for f in outcome_fields):
+            row = outcomes.setdefault((r["query_id"], r["llm_id"]), {})
+            for f in outcome_fields:
+                if f in r and f not in row:
+                    row[f] = r[f]
     tables["ANSWERED_BY"] = _table(
         [{"src": q, "dst": m, **v} for (q, m), v in outcomes.items()],
         ["src", "dst", *outcome_fields],
@@ -198,15 +207,20 @@ def write_tables(store: GraphStore, tables: dict[str, pa.Table]) -> dict[str, Wr
     store.ensure_room(sum(t.nbytes for t in tables.values() if t is not None))
     with store.transaction():
         for name in WRITE_ORDER:
-            table = tables.get(name)
-            if table is None or table.num_rows == 0:
-                continue
-            log.info("writing %s (%d rows)", name, table.num_rows)
-            if name in NODES:
-                written[name] = store.write_nodes(name, _drop_empty(table))
-            else:
-                written[name] = store.write_edges(name, _drop_empty(table))
+            stats = write_table(store, name, tables.get(name))
+            if stats is not None:
+                written[name] = stats
     return written
+
+
+def write_table(store: GraphStore, name: str, table: pa.Table | None) -> WriteStats | None:
+    """Upsert one node or edge table of :func:`graph_tables`; None when it has no rows."""
+    if table is None or table.num_rows == 0:
+        return None
+    log.info("writing %s (%d rows)", name, table.num_rows)
+    if name in NODES:
+        return store.write_nodes(name, _drop_empty(table))
+    return store.write_edges(name, _drop_empty(table))
 
 
 def _drop_empty(table: pa.Table) -> pa.Table:
@@ -243,23 +257,48 @@ def ingest_files(
     *,
     skip_invalid: bool = False,
     report_path: str | Path | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
 ) -> IngestReport:
-    """Read, validate and load canonical files (CSV, JSONL, Parquet)."""
+    """Read, validate and load canonical files (CSV, JSONL, Parquet), ``chunk_size``
+    records at a time (:mod:`graphdb.chunked`): the same checks, problems and graph as
+    :func:`ingest_records` on all the records, in memory bounded by the chunk."""
     if skip_invalid:
         check_report_path(report_path or DEFAULT_REPORT, paths)
-    raws: list[RawRecord] = []
-    file_problems = []
-    for path in paths:
-        records, problems = read_records(path)
-        raws.extend(records)
-        file_problems.extend(problems)
-    if file_problems:
-        # A file that cannot be read as a whole is never loaded in part.
-        raise ValidationError(
-            "\n".join(["input rejected, nothing was written:", *map(str, file_problems)]),
-            file_problems,
-        )
-    return ingest_records(store, raws, skip_invalid=skip_invalid, report_path=report_path)
+    remove_stale_spills()
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as folder:
+        spill = validate_files(store, paths, Path(folder) / "spill.parquet", chunk_size=chunk_size)
+        validated = spill.validated
+        if validated.file_problems:
+            # A file that cannot be read as a whole is never loaded in part.
+            raise ValidationError(
+                "\n".join(
+                    ["input rejected, nothing was written:", *map(str, validated.file_problems)]
+                ),
+                validated.file_problems,
+            )
+        report = _report(validated, spill.records_read, skip_invalid, report_path)
+        report.records_loaded = spill.records_loaded
+        report.written = write_spill(store, spill, chunk_size=chunk_size)
+    return report
+
+
+def remove_stale_spills(folder: str | Path | None = None) -> None:
+    """Remove the temporary folders of ingests whose process is gone (killed before it
+    could clean up); ``folder``: where they are (default: the temporary directory)."""
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*-*"):
+        pid = path.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_report_path(report_path: str | Path, inputs: Iterable[str | Path]) -> None:
@@ -284,6 +323,17 @@ def _load(
     skip_invalid: bool,
     report_path: str | Path | None,
 ) -> IngestReport:
+    report = _report(validated, n_read, skip_invalid, report_path)
+    report.records_loaded = len(validated.records) + validated.duplicates
+    report.written = write_tables(store, graph_tables(validated.records))
+    return report
+
+
+def _report(
+    validated: Validated, n_read: int, skip_invalid: bool, report_path: str | Path | None
+) -> IngestReport:
+    """The report before writing: raise on any problem unless ``skip_invalid``, else write
+    the rejected records with their reasons to ``report_path``."""
     report = IngestReport(
         records_read=n_read,
         records_rejected=len(validated.rejected),
@@ -303,8 +353,6 @@ def _load(
     if validated.rejected:
         report.report_path = Path(report_path or DEFAULT_REPORT)
         write_rejections(validated, report.report_path)
-    report.records_loaded = len(validated.records) + validated.duplicates
-    report.written = write_tables(store, graph_tables(validated.records))
     return report
 
 

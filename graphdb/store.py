@@ -117,6 +117,12 @@ class GraphStore(abc.ABC):
         data that cannot fit where the store keeps its files; no check by default."""
         return None
 
+    def commit_point(self) -> None:
+        """Inside :meth:`transaction`, let the backend keep the writes so far outside
+        memory where that publishes nothing yet (LadybugDB writing its private copy:
+        commit there and go on; nothing elsewhere). Large loads call it between batches."""
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes: on LadybugDB they commit or roll back together.

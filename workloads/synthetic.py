@@ -11,6 +11,7 @@ reproducible from the seed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,7 +88,10 @@ class SyntheticWorkload:
 
     def records(self) -> list[dict[str, Any]]:
         """The workload as canonical interaction records (outcomes, then decisions)."""
-        out: list[dict[str, Any]] = []
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """:meth:`records` one at a time (a large workload never held as dicts at once)."""
         for q, qid in enumerate(self.query_ids):
             t = int(self.query_task[q])
             for m, mid in enumerate(self.llm_ids):
@@ -112,22 +116,19 @@ class SyntheticWorkload:
                         "llm_input_price": float(self.llm_price[m]),
                         "llm_output_price": float(self.llm_price[m]),
                     }
-                out.append(record)
+                yield record
         for i in range(len(self.asked_user)):
             u, q, m = int(self.asked_user[i]), int(self.asked_query[i]), int(self.chosen_llm[i])
-            out.append(
-                {
-                    "task_id": self.task_ids[int(self.query_task[q])],
-                    "query_id": self.query_ids[q],
-                    "user_id": self.user_ids[u],
-                    "user_alpha": float(self.user_alpha[u]),
-                    "llm_id": self.llm_ids[m],
-                    "decision": "chose",
-                    "reward": float(self.chosen_reward[i]),
-                    "timestamp": self.asked_at[i],
-                }
-            )
-        return out
+            yield {
+                "task_id": self.task_ids[int(self.query_task[q])],
+                "query_id": self.query_ids[q],
+                "user_id": self.user_ids[u],
+                "user_alpha": float(self.user_alpha[u]),
+                "llm_id": self.llm_ids[m],
+                "decision": "chose",
+                "reward": float(self.chosen_reward[i]),
+                "timestamp": self.asked_at[i],
+            }
 
     def query_embeddings(self, dim: int = 384) -> np.ndarray:
         """Stand-in query embeddings with task clusters (for load tests without a model)."""

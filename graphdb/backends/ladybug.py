@@ -36,6 +36,7 @@ class LadybugStore(GraphStore):
     """A :class:`GraphStore` over a ``ladybug.Database`` it is given."""
 
     backend = "ladybug"
+    _private_copy = False  # inside a copy-and-swap transaction
 
     def __init__(
         self,
@@ -172,6 +173,15 @@ class LadybugStore(GraphStore):
                 "free; nothing was written"
             )
 
+    def commit_point(self) -> None:
+        """On the private copy of a copy-and-swap transaction, commit and begin again: the
+        writes leave LadybugDB's in-memory transaction state for the copy's WAL, and the
+        live file still changes only when the whole transaction is published."""
+        if self._private_copy:
+            self._execute("COMMIT")
+            self._execute("CHECKPOINT")
+            self._execute("BEGIN TRANSACTION")
+
     @contextmanager
     def _begin(self) -> Iterator[None]:
         if self.path is None or self._lock is None:
@@ -201,6 +211,7 @@ class LadybugStore(GraphStore):
             copy = files.copy_for_write(path)
             self._attach(_database(copy, auto_checkpoint=False))
             self._execute("BEGIN TRANSACTION")
+            self._private_copy = True
             try:
                 yield
                 expected = self.counts()
@@ -215,6 +226,7 @@ class LadybugStore(GraphStore):
             files.publish(copy, path)
             copy = None
         finally:
+            self._private_copy = False
             self.close_handles()
             if copy is not None:
                 files.discard(copy)
