@@ -57,7 +57,9 @@ def world(tmp_path_factory) -> Iterator[World]:
         embedder = StandInEmbedder(store)
         llms = store.node_ids("LLM")
     access = StoreAccess(open_)
-    upstream = FakeUpstream(slow_seconds=3.0)
+    # A slow upstream is 3x the gateway's timeout; the timeout is long enough that a healthy
+    # upstream answers within it on a loaded machine (1 s once timed out the fallback itself).
+    upstream = FakeUpstream(slow_seconds=15.0)
     with serving(upstream.app) as up_base:
         upstreams = make_upstreams(up_base, llms)
         gw = build_gateway(
@@ -66,7 +68,7 @@ def world(tmp_path_factory) -> Iterator[World]:
             model_dir=tmp / "models",
             upstreams=upstreams,
             record_interval=0.1,
-            upstream_timeout=1.0,
+            upstream_timeout=5.0,
         )
         with serving(create_app(gw)) as base:
             yield World(access, tmp / "models", embedder, upstream, upstreams, gw, base)
