@@ -83,34 +83,36 @@ def worker(rows: int, mode: str, delete: bool = False) -> dict:
         transactions = []
         begin = store._begin
         store._begin = lambda: transactions.append(1) or begin()  # count the outermost ones
-        Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
-        before = _rss_mb()[0]
-        started = time.perf_counter()
-        with store.transaction() if mode == "one" else nullcontext():
-            written = write_back(store, model, table, evaluations, top_k=TOP)
-        seconds = time.perf_counter() - started
-        peak = _rss_mb()[1]
+
+        def write() -> dict:
+            with store.transaction() if mode == "one" else nullcontext():
+                return write_back(store, model, table, evaluations, top_k=TOP)
+
+        written, result = _measured(write, transactions)
         assert written["ROUTED_TO"].created == n and written["RouterModel"].created == 1
-        result = {
-            "rows": n,
-            "mode": mode,
-            "transactions": len(transactions),
-            "seconds": seconds,
-            "rise_mb": peak - before,
-        }
+        result |= {"rows": n, "mode": mode}
         if delete:
-            transactions.clear()
-            Path("/proc/self/clear_refs").write_text("5")
-            before = _rss_mb()[0]
-            started = time.perf_counter()
-            deleted = store.delete_model(version)
-            result["delete"] = {
-                "transactions": len(transactions),
-                "seconds": time.perf_counter() - started,
-                "rise_mb": _rss_mb()[1] - before,
-            }
+            deleted, result["delete"] = _measured(lambda: store.delete_model(version), transactions)
             assert deleted["ROUTED_TO"] == n and deleted["RouterModel"] == 1
     return result
+
+
+def _measured(call, transactions: list) -> tuple:  # type: ignore[no-untyped-def]
+    """``call()``'s result, and its transactions, seconds and peak RSS rise (MiB)."""
+    transactions.clear()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
+    before = _rss_mb()[0]
+    started = time.perf_counter()
+    result = call()
+    seconds = time.perf_counter() - started
+    rise = _rss_mb()[1] - before
+    return result, {"transactions": len(transactions), "seconds": seconds, "rise_mb": rise}
+
+
+def _row(rows: int, label: str, r: dict) -> str:
+    """One printed row: rows, mode (or delete), transactions, seconds, peak RSS rise."""
+    seconds, rise = f"{r['seconds']:>8.1f}", f"{r['rise_mb']:>18.0f}"
+    return f"{rows:>9} {label:<8} {r['transactions']:>12} {seconds} {rise}"
 
 
 def main() -> None:
@@ -139,16 +141,9 @@ def main() -> None:
                 raise SystemExit(f"{mode} at {rows} rows failed:\n{done.stderr[-3000:]}")
             r = json.loads(done.stdout.strip().splitlines()[-1])
             rises[mode] = r["rise_mb"]
-            print(
-                f"{r['rows']:>9} {mode:<8} {r['transactions']:>12} {r['seconds']:>8.1f} "
-                f"{r['rise_mb']:>18.0f}"
-            )
+            print(_row(r["rows"], mode, r))
             if "delete" in r:
-                d = r["delete"]
-                print(
-                    f"{r['rows']:>9} {'delete':<8} {d['transactions']:>12} {d['seconds']:>8.1f} "
-                    f"{d['rise_mb']:>18.0f}"
-                )
+                print(_row(r["rows"], "delete", r["delete"]))
         if rises.get("one") and rises.get("batched"):
             print(f"{'':>9} batched / one peak RSS rise: {rises['batched'] / rises['one']:.2f}")
 
