@@ -32,8 +32,8 @@ from prcore.errors import StoreError
 __all__ = ["REBUILD_RATIO", "LadybugStore"]
 
 # A ROUTED_TO delete rebuilds the table when it keeps at most this many edges per edge
-# it deletes (docs/reliability.md): rebuilding costs about 0.01 ms per kept edge,
-# deleting 0.2 ms or more per deleted edge.
+# it deletes (docs/reliability.md): rebuilding cost 0.01-0.03 ms per kept edge here,
+# deleting 0.2-3 ms per deleted edge, more the more edges its LLM has.
 REBUILD_RATIO = 20
 
 
