@@ -17,7 +17,8 @@ process then deletes the version it wrote (``GraphStore.delete_model``, what
 ``prouter models prune`` runs: one copy-and-swap transaction) and prints the same
 figures for the delete; ``--keep K`` first writes K other versions of the same size
 (not measured), which the delete must keep (on LadybugDB a large delete rebuilds
-ROUTED_TO with the edges kept, so their number sets its cost).
+ROUTED_TO with the edges kept, so their number sets its cost; ``--edge-by-edge``
+measures the delete as it ran before, edge by edge).
 
     ./dev bench writeback_memory                       # 600k and 2.85M rows
     ./dev bench writeback_memory --rows 2850000 --modes one
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,11 @@ def _rss_mb() -> tuple[int, int]:
 def worker(rows: int, mode: str, delete: bool = False, keep: int = 0) -> dict:
     import numpy as np
     import pyarrow as pa
+
+    from graphdb.backends import ladybug
+
+    if os.environ.get("WRITEBACK_EDGE_BY_EDGE"):
+        ladybug.REBUILD_RATIO = 0
 
     from gnn.writeback import write_back
     from graphdb.ingest import write_tables
@@ -138,6 +145,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=int, default=0, help="other versions of the same size to write first"
     )
+    parser.add_argument(
+        "--edge-by-edge", action="store_true", help="delete edge by edge (never rebuild)"
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -160,6 +170,7 @@ def main() -> None:
                 ],
                 capture_output=True,
                 text=True,
+                env=os.environ | ({"WRITEBACK_EDGE_BY_EDGE": "1"} if args.edge_by_edge else {}),
             )
             if done.returncode:
                 raise SystemExit(f"{mode} at {rows} rows failed:\n{done.stderr[-3000:]}")
