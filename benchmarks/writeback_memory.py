@@ -15,17 +15,22 @@ file: docs/reliability.md) and the rise of the peak RSS over the process's RSS
 before the write, then the ratio of the two modes per size. With ``--delete`` each
 process then deletes the version it wrote (``GraphStore.delete_model``, what
 ``prouter models prune`` runs: one copy-and-swap transaction) and prints the same
-figures for the delete.
+figures for the delete; ``--keep K`` first writes K other versions of the same size
+(not measured), which the delete must keep (on LadybugDB a large delete rebuilds
+ROUTED_TO with the edges kept, so their number sets its cost; ``--edge-by-edge``
+measures the delete as it ran before, edge by edge).
 
     ./dev bench writeback_memory                       # 600k and 2.85M rows
     ./dev bench writeback_memory --rows 2850000 --modes one
     ./dev bench writeback_memory --rows 2850000 --modes batched --delete
+    ./dev bench writeback_memory --rows 300000 --modes batched --delete --keep 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,9 +49,14 @@ def _rss_mb() -> tuple[int, int]:
     return int(status["VmRSS"].split()[0]) // 1024, int(status["VmHWM"].split()[0]) // 1024
 
 
-def worker(rows: int, mode: str, delete: bool = False) -> dict:
+def worker(rows: int, mode: str, delete: bool = False, keep: int = 0) -> dict:
     import numpy as np
     import pyarrow as pa
+
+    from graphdb.backends import ladybug
+
+    if os.environ.get("WRITEBACK_EDGE_BY_EDGE"):
+        ladybug.REBUILD_RATIO = 0
 
     from gnn.writeback import write_back
     from graphdb.ingest import write_tables
@@ -75,18 +85,27 @@ def worker(rows: int, mode: str, delete: bool = False) -> dict:
         open_store(f"ladybug:{Path(tmp) / 'g.lbug'}") as store,
     ):
         write_tables(store, wl.tables(embedding_dim=8))
-        model = {"version": version, "created_at": "2026-11-30T00:00:00Z", "config": "{}"}
-        evaluations = [
-            {"src": version, "dst": u, "setting": "general", "shots": 0, "accuracy": 0.5, "n": 1}
-            for u in wl.user_ids
-        ]
+
+        def model(v: str) -> dict:
+            return {"version": v, "created_at": "2026-11-30T00:00:00Z", "config": "{}"}
+
+        def evaluations(v: str) -> list[dict]:
+            return [
+                {"src": v, "dst": u, "setting": "general", "shots": 0, "accuracy": 0.5, "n": 1}
+                for u in wl.user_ids
+            ]
+
+        for i in range(keep):  # other versions, which the delete keeps
+            other = f"{version[:-6]}keep{i:02d}"
+            kept = table.set_column(3, "model_version", pa.array([other] * n))
+            write_back(store, model(other), kept, evaluations(other), top_k=TOP)
         transactions = []
         begin = store._begin
         store._begin = lambda: transactions.append(1) or begin()  # count the outermost ones
 
         def write() -> dict:
             with store.transaction() if mode == "one" else nullcontext():
-                return write_back(store, model, table, evaluations, top_k=TOP)
+                return write_back(store, model(version), table, evaluations(version), top_k=TOP)
 
         written, result = _measured(write, transactions)
         assert written["ROUTED_TO"].created == n and written["RouterModel"].created == 1
@@ -94,6 +113,7 @@ def worker(rows: int, mode: str, delete: bool = False) -> dict:
         if delete:
             deleted, result["delete"] = _measured(lambda: store.delete_model(version), transactions)
             assert deleted["ROUTED_TO"] == n and deleted["RouterModel"] == 1
+            assert store.counts()["ROUTED_TO"] == keep * n
     return result
 
 
@@ -122,20 +142,35 @@ def main() -> None:
     parser.add_argument(
         "--delete", action="store_true", help="then delete the version written, and measure it"
     )
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep", type=int, default=0, help="other versions of the same size to write first"
+    )
+    parser.add_argument(
+        "--edge-by-edge", action="store_true", help="delete edge by edge (never rebuild)"
+    )
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        rows, mode, delete = args.worker
-        print(json.dumps(worker(int(rows), mode, delete == "delete")))
+        rows, mode, delete, keep = args.worker
+        print(json.dumps(worker(int(rows), mode, delete == "delete", int(keep))))
         return
     print(f"{'rows':>9} {'mode':<8} {'transactions':>12} {'seconds':>8} {'peak RSS rise MiB':>18}")
     for rows in args.rows.split(","):
         rises = {}
         for mode in args.modes.split(","):
             done = subprocess.run(
-                [sys.executable, __file__, "--worker", rows, mode, "delete" * args.delete],
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    rows,
+                    mode,
+                    "delete" * args.delete,
+                    str(args.keep),
+                ],
                 capture_output=True,
                 text=True,
+                env=os.environ | ({"WRITEBACK_EDGE_BY_EDGE": "1"} if args.edge_by_edge else {}),
             )
             if done.returncode:
                 raise SystemExit(f"{mode} at {rows} rows failed:\n{done.stderr[-3000:]}")

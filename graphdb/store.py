@@ -166,12 +166,19 @@ class GraphStore(abc.ABC):
     def delete_routed(self, version: str, *, above_rank: int | None = None) -> int:
         """Delete the ROUTED_TO edges of model ``version`` (only those ranked below
         ``above_rank`` when given); the number deleted."""
-        extra = " AND r.rank > $rank" if above_rank is not None else ""
+        doomed = "r.model_version = $version"
+        params: dict[str, Any] = {"version": version}
+        if above_rank is not None:
+            doomed, params["rank"] = f"{doomed} AND r.rank > $rank", int(above_rank)
+        return self._delete_routed(doomed, params)
+
+    def _delete_routed(self, doomed: str, params: Mapping[str, Any]) -> int:
+        """Delete the ROUTED_TO edges ``r`` for which the condition ``doomed`` holds; the
+        number deleted."""
         return self._delete_all(
-            "MATCH (:User)-[r:ROUTED_TO]->(:LLM) WHERE r.model_version = $version"
-            + extra
-            + " WITH r LIMIT $n DELETE r RETURN count(*) AS deleted",
-            {"version": version} | ({"rank": int(above_rank)} if above_rank is not None else {}),
+            f"MATCH (:User)-[r:ROUTED_TO]->(:LLM) WHERE {doomed} "
+            "WITH r LIMIT $n DELETE r RETURN count(*) AS deleted",
+            params,
         )
 
     def delete_model(self, version: str) -> dict[str, int]:
