@@ -10,8 +10,9 @@ they flag are read again to word the problems with the same functions, so proble
 order and the counts are those of validating everything at once.
 
 Pass 2 (:func:`write_spill`) reads the spill a chunk at a time into graph tables
-(:func:`graphdb.ingest.graph_tables`) and writes them inside one store transaction
-(LadybugDB: one copy and swap, all or nothing; Neo4j: batches, as every write). Nodes
+(:func:`graphdb.ingest.graph_tables`; :func:`spill_parts`, which the Neo4j bulk import's
+CSVs, :mod:`graphdb.bulk`, are written from too) and writes them inside one store
+transaction (LadybugDB: one copy and swap, all or nothing; Neo4j: batches, as every write). Nodes
 already written by an earlier chunk are rewritten only when they add a value, and are
 not counted again (so a node or outcome already in the graph whose new values come only
 in a later chunk than its first mention counts as that first chunk found it); ASKED /
@@ -54,7 +55,17 @@ from graphdb.keyhash import (
 )
 from graphdb.store import GraphStore, WriteStats
 
-__all__ = ["DEFAULT_CHUNK", "Spill", "validate_files", "write_spill"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "Part",
+    "Spill",
+    "concat",
+    "first_per_key",
+    "repeated_pairs",
+    "spill_parts",
+    "validate_files",
+    "write_spill",
+]
 
 log = logging.getLogger(__name__)
 
@@ -255,61 +266,76 @@ def _record(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and not k.startswith("_")}
 
 
+Part = tuple[str, pa.Table, pa.Table | None]  # name, rows first seen, repeats adding values
+
+
 def write_spill(
     store: GraphStore, spill: Spill, *, chunk_size: int, write_rows: int | None = None
 ) -> dict[str, WriteStats]:
     """Write the spill's records less the rejected ones (pass 2; see module docs): graph
     tables gathered as Arrow over chunks and written about ``write_rows`` rows at a time
     (LadybugDB needs far more memory for many small COPYs than for a few large ones)."""
-    from graphdb.ingest import WRITE_ORDER, graph_tables  # it imports this module
+    from graphdb.ingest import WRITE_ORDER  # it imports this module
 
     write_rows = WRITE_ROWS if write_rows is None else write_rows
     batch = _WriteBatch(store, WRITE_ORDER)
-    seen: dict[str, set[str]] = {label: set() for label in _NODE_KEYS}
-    merged: dict[str, list[pa.Table]] = {name: [] for name in _MERGED}
-    seen_outcomes: set[int] = set()
     store.ensure_room(spill.nbytes)
     bar = tqdm(
         total=spill.records_loaded, desc="writing", unit=" records", disable=None, leave=False
     )
     with bar, store.transaction():
-        for table in _spill_batches(spill.path, chunk_size):
-            if spill.bad_rows.size:
-                rows = table.column("_row").to_numpy()
-                table = table.filter(pa.array(~in_sorted(rows, spill.bad_rows)))
-            tables = graph_tables([_record(v) for v in table.to_pylist()])
-            new_queries = pa.array([], pa.string())
-            for name in WRITE_ORDER:
-                part = tables[name]
-                if part.num_rows == 0:
-                    continue
-                if name in merged:
-                    merged[name].append(part)
-                elif name in seen:
-                    known = pa.array(_in_set(part.column("id"), seen[name]), pa.bool_())
-                    fresh = part.filter(pc.invert(known))
-                    if name == "Query":
-                        new_queries = fresh.column("id")
-                    batch.add(name, fresh, _adds_values(part.filter(known)))
-                    seen[name].update(fresh.column("id").to_pylist())
-                elif name == "OF_TASK":  # one per query: written with its Query
-                    batch.add(
-                        name, part.filter(pc.is_in(part.column("src"), value_set=new_queries))
-                    )
-                elif name == "ANSWERED_BY" and spill.repeated_outcomes.size:
-                    known = _seen_pairs(part, spill.repeated_outcomes, seen_outcomes)
-                    batch.add(name, part.filter(pc.invert(known)), part.filter(known))
-                else:
-                    batch.add(name, part)
+        for records, parts in spill_parts(spill, chunk_size=chunk_size):
+            for name, counted, repeats in parts:
+                batch.add(name, counted, repeats)
             if batch.rows >= write_rows:
                 batch.flush()
-            bar.update(table.num_rows)
-        batch.flush()
-        for name, parts in merged.items():
-            if parts:
-                batch.add(name, _merge(name, parts))
+            bar.update(records)
         batch.flush()
     return {name: batch.written[name] for name in WRITE_ORDER if name in batch.written}
+
+
+def spill_parts(spill: Spill, *, chunk_size: int) -> Iterator[tuple[int, list[Part]]]:
+    """The graph table rows of the spill less the rejected records, one chunk at a time:
+    (records read, parts). A node or outcome comes once as first seen; a later chunk's
+    rows for it come as repeats, nodes only when they carry a value (outcomes only when
+    ``spill.repeated_outcomes`` names the pair). ASKED / CHOSE / PREFERRED come last, as
+    one part each merged over all chunks (0 records)."""
+    from graphdb.ingest import WRITE_ORDER, graph_tables  # it imports this module
+
+    seen: dict[str, set[str]] = {label: set() for label in _NODE_KEYS}
+    merged: dict[str, list[pa.Table]] = {name: [] for name in _MERGED}
+    seen_outcomes: set[int] = set()
+    for table in _spill_batches(spill.path, chunk_size):
+        if spill.bad_rows.size:
+            rows = table.column("_row").to_numpy()
+            table = table.filter(pa.array(~in_sorted(rows, spill.bad_rows)))
+        tables = graph_tables([_record(v) for v in table.to_pylist()])
+        parts: list[Part] = []
+        new_queries = pa.array([], pa.string())
+        for name in WRITE_ORDER:
+            part = tables[name]
+            if part.num_rows == 0:
+                continue
+            if name in merged:
+                merged[name].append(part)
+            elif name in seen:
+                known = pa.array(_in_set(part.column("id"), seen[name]), pa.bool_())
+                fresh = part.filter(pc.invert(known))
+                if name == "Query":
+                    new_queries = fresh.column("id")
+                parts.append((name, fresh, _adds_values(part.filter(known))))
+                seen[name].update(fresh.column("id").to_pylist())
+            elif name == "OF_TASK":  # one per query: written with its Query
+                parts.append(
+                    (name, part.filter(pc.is_in(part.column("src"), value_set=new_queries)), None)
+                )
+            elif name == "ANSWERED_BY" and spill.repeated_outcomes.size:
+                known = _seen_pairs(part, spill.repeated_outcomes, seen_outcomes)
+                parts.append((name, part.filter(pc.invert(known)), part.filter(known)))
+            else:
+                parts.append((name, part, None))
+        yield table.num_rows, parts
+    yield 0, [(name, _merge(name, tables), None) for name, tables in merged.items() if tables]
 
 
 class _WriteBatch:
@@ -334,20 +360,21 @@ class _WriteBatch:
 
         for name in self.order:
             if self.counted[name]:
-                stats = write_table(self.store, name, _concat(self.counted[name]))
+                stats = write_table(self.store, name, concat(self.counted[name]))
                 _count(self.written, name, stats)
             if self.repeats[name]:
-                write_table(self.store, name, _first_per_key(name, _concat(self.repeats[name])))
+                write_table(self.store, name, first_per_key(name, concat(self.repeats[name])))
             self.counted[name], self.repeats[name] = [], []
         self.rows = 0
         self.store.commit_point()
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """One table of ``tables`` (same columns; an all-null column takes the others' type)."""
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
 
-def _first_per_key(name: str, table: pa.Table) -> pa.Table:
+def first_per_key(name: str, table: pa.Table) -> pa.Table:
     """One row per node id / (src, dst), each value the first non-null one."""
     key = ["id"] if name in _NODE_KEYS else ["src", "dst"]
     values = [c for c in table.column_names if c not in key]
@@ -357,11 +384,17 @@ def _first_per_key(name: str, table: pa.Table) -> pa.Table:
     return pa.table({c: columns[c] for c in key + typed})
 
 
+def repeated_pairs(part: pa.Table, repeated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (src, dst) pair hashes of ``part``'s edges, and which are among ``repeated``
+    (sorted pair hashes: the outcomes that more than one record gives)."""
+    pairs = pair_hashes(id_hashes(part.column("src")), id_hashes(part.column("dst")))
+    return pairs, in_sorted(pairs, repeated)
+
+
 def _seen_pairs(part: pa.Table, repeated: np.ndarray, seen: set[int]) -> pa.Array:
     """Which edges of ``part`` an earlier chunk wrote (only ``repeated`` pairs can be);
     adds this chunk's repeated pairs to ``seen``."""
-    pairs = pair_hashes(id_hashes(part.column("src")), id_hashes(part.column("dst")))
-    maybe = in_sorted(pairs, repeated)
+    pairs, maybe = repeated_pairs(part, repeated)
     known = np.zeros(pairs.size, dtype=bool)
     for i in np.flatnonzero(maybe).tolist():
         known[i] = int(pairs[i]) in seen

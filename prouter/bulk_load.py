@@ -1,10 +1,13 @@
 """The initial load of canonical files into the local Neo4j with ``neo4j-admin``.
 
 :func:`bulk_load` validates the files exactly as ``prouter ingest canonical``
-does (all or nothing), turns them into the same node and edge tables, writes
-them as import CSVs (:mod:`graphdb.bulk`) and runs ``neo4j-admin database
-import full`` of the launcher's own distribution (:func:`neo4j_local.import_full`:
-stop, import, start), then applies the schema. It only loads an empty database
+does (all or nothing), a chunk of records at a time into a temporary spill
+(:func:`graphdb.chunked.validate_files`), turns the spill, a chunk at a time, into
+the same node and edge tables and writes them as import CSVs
+(:func:`graphdb.bulk.write_spill_files`; memory: one chunk of records plus the
+distinct nodes), runs ``neo4j-admin database import full`` of the launcher's own
+distribution (:func:`neo4j_local.import_full`: stop, import, start), then applies
+the schema. It only loads an empty database
 of a server started by ``prouter neo4j start`` (:func:`local_server_for`);
 everything else goes through the UNWIND path of :mod:`graphdb.ingest`.
 """
@@ -17,9 +20,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from prcore.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:
+    from graphdb.canonical import Validated
 
 __all__ = ["BulkReport", "bulk_load", "local_server_for"]
 
@@ -51,50 +58,38 @@ def local_server_for(url: str, home: Path | None = None):  # type: ignore[no-unt
     return info if same_host and want.port == have.port else None
 
 
-def bulk_load(paths: Sequence[str | Path], *, home: Path | None = None) -> BulkReport:
-    """Load canonical ``paths`` into the empty database of the local Neo4j server."""
+def bulk_load(
+    paths: Sequence[str | Path], *, home: Path | None = None, chunk_size: int | None = None
+) -> BulkReport:
+    """Load canonical ``paths`` into the empty database of the local Neo4j server, reading
+    ``chunk_size`` records at a time (default :data:`graphdb.chunked.DEFAULT_CHUNK`)."""
     import neo4j_local
-    from graphdb.bulk import write_import_files
-    from graphdb.canonical import problem_lines, read_records, validate
-    from graphdb.ingest import graph_tables
+    from graphdb.bulk import write_spill_files
+    from graphdb.chunked import DEFAULT_CHUNK, validate_files
     from graphdb.store import open_store
+
+    chunk_size = chunk_size or DEFAULT_CHUNK
 
     seconds: dict[str, float] = {}
     info = neo4j_local.status(home)
     if info is None:
         raise ConfigError("no local Neo4j server is running (start it with `prouter neo4j start`)")
-    with open_store(info.uri, username=info.username, password=info.password) as store:
-        counts = store.counts()
-    if any(counts.values()):
-        raise ConfigError(
-            "the Neo4j database is not empty: the bulk import only makes an initial load "
-            "(use `prouter ingest canonical` without --bulk to add to it)"
-        )
-    t0 = time.perf_counter()
-    raws, problems = [], []
-    for path in paths:
-        records, found = read_records(path)
-        raws.extend(records)
-        problems.extend(found)
-    validated = validate(raws)
-    validated.file_problems.extend(problems)
-    if validated.problems:
-        raise ValidationError(
-            "\n".join(
-                [
-                    f"{len(validated.rejected)} of {len(raws)} records are invalid; nothing "
-                    "was loaded:",
-                    *problem_lines(validated),
-                ]
-            ),
-            validated.problems,
-        )
-    tables = graph_tables(validated.records)
-    seconds["validate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     folder = info.home / "import" / f"bulk-{secrets.token_hex(4)}"
+    folder.mkdir(parents=True)
     try:
-        args = write_import_files(tables, folder)
+        t0 = time.perf_counter()
+        with open_store(info.uri, username=info.username, password=info.password) as store:
+            if any(store.counts().values()):
+                raise ConfigError(
+                    "the Neo4j database is not empty: the bulk import only makes an initial "
+                    "load (use `prouter ingest canonical` without --bulk to add to it)"
+                )
+            spill = validate_files(store, paths, folder / "spill.parquet", chunk_size=chunk_size)
+        _refuse_problems(spill.validated, spill.records_read)
+        seconds["validate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        args = write_spill_files(spill, folder, chunk_size=chunk_size)
+        spill.path.unlink()
         seconds["csv"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         info = neo4j_local.import_full(args, info.home, password=info.password)
@@ -105,4 +100,21 @@ def bulk_load(paths: Sequence[str | Path], *, home: Path | None = None) -> BulkR
     with open_store(info.uri, username=info.username, password=info.password) as store:
         counts = store.counts()  # open_store applied the schema (constraints, indexes)
     seconds["schema"] = time.perf_counter() - t0
-    return BulkReport(len(raws), counts, seconds)
+    return BulkReport(spill.records_read, counts, seconds)
+
+
+def _refuse_problems(validated: Validated, records_read: int) -> None:
+    """Raise when any record or file is invalid: the load is all or nothing."""
+    from graphdb.canonical import problem_lines
+
+    if validated.problems:
+        raise ValidationError(
+            "\n".join(
+                [
+                    f"{len(validated.rejected)} of {records_read} records are invalid; nothing "
+                    "was loaded:",
+                    *problem_lines(validated),
+                ]
+            ),
+            validated.problems,
+        )

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_canonical import write_jsonl
+from test_chunked_ingest import SPREAD, TROUBLE
+from test_ingest import graph_rows
 
 from graphdb.ingest import ingest_files
 from graphdb.schema import NODES, RELS
 from graphdb.store import open_store
-from prcore.errors import ConfigError
+from prcore.errors import ConfigError, ValidationError
 from prouter.bulk_load import bulk_load, local_server_for
 from prouter.cli import cli
 from prouter.demo import write_canonical
@@ -79,9 +82,48 @@ def test_bulk_import_refuses_invalid_records_and_loads_nothing(neo4j_server, loc
     auth = {"username": neo4j_server["username"], "password": neo4j_server["password"]}
     with open_store(neo4j_server["uri"], **auth) as store:
         store.clear()
-    from prcore.errors import ValidationError
-
     with pytest.raises(ValidationError, match="nothing was loaded"):
         bulk_load([path], home=local_home)
+    with open_store(neo4j_server["uri"], **auth) as store:
+        assert not any(store.counts().values())
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3])
+def test_bulk_import_in_small_chunks_loads_what_the_unwind_ingest_loads(
+    neo4j_server, local_home, tmp_path, chunk_size
+):
+    # SPREAD: values of one node, outcome or decision given by records in several chunks
+    path = write_jsonl(tmp_path / "spread.jsonl", SPREAD)
+    auth = {"username": neo4j_server["username"], "password": neo4j_server["password"]}
+    with open_store(neo4j_server["uri"], **auth) as store:
+        store.clear()
+        ingest_files(store, [path])
+        expected = graph_rows(store)
+        store.clear()
+    report = bulk_load([path], home=local_home, chunk_size=chunk_size)
+    assert report.records == len(SPREAD)
+    assert not list((local_home / "import").glob("bulk-*"))  # CSVs and spill removed
+    with open_store(neo4j_server["uri"], **auth) as store:
+        assert graph_rows(store) == expected
+        assert expected["Query"] and expected["CHOSE"] and expected["PREFERRED"]
+        store.clear()
+
+
+def test_bulk_import_reports_the_problems_the_unwind_ingest_reports(
+    neo4j_server, local_home, tmp_path
+):
+    path = write_jsonl(tmp_path / "trouble.jsonl", TROUBLE)
+    auth = {"username": neo4j_server["username"], "password": neo4j_server["password"]}
+    with open_store(neo4j_server["uri"], **auth) as store:
+        store.clear()
+        with pytest.raises(ValidationError) as unwind:
+            ingest_files(store, [path])
+    with pytest.raises(ValidationError, match="nothing was loaded") as bulk:
+        bulk_load([path], home=local_home, chunk_size=3)
+    assert [str(p) for p in bulk.value.problems] == [str(p) for p in unwind.value.problems]
+    lines = str(unwind.value).splitlines()
+    assert str(bulk.value).splitlines()[1:] == lines[1:]
+    assert f"of {len(TROUBLE)} records are invalid" in str(bulk.value)
+    assert not list((local_home / "import").glob("bulk-*"))
     with open_store(neo4j_server["uri"], **auth) as store:
         assert not any(store.counts().values())
