@@ -56,7 +56,8 @@ def worker(rows: int, mode: str, delete: bool = False, keep: int = 0) -> dict:
     from graphdb.backends import ladybug
 
     if os.environ.get("WRITEBACK_EDGE_BY_EDGE"):
-        ladybug.REBUILD_RATIO = 0
+        # -1, not 0: with 0 a delete that keeps no edge (--keep 0) still rebuilds
+        ladybug.REBUILD_RATIO = -1
 
     from gnn.writeback import write_back
     from graphdb.ingest import write_tables

@@ -61,7 +61,8 @@ def test_deleting_a_version_replaces_the_live_file(tmp_path, delete):
 
 # A large delete rebuilds ROUTED_TO with the edges it keeps instead of deleting edge by edge
 # (LadybugDB searches the LLM's backward adjacency list for each deleted edge:
-# docs/reliability.md). REBUILD_RATIO 0 forces the edge-by-edge path, a large one the
+# docs/reliability.md). REBUILD_RATIO 0 forces the edge-by-edge path (these stores always
+# keep the edges of v2), a large one the
 # rebuild; both must leave the same graph.
 PATHS = pytest.mark.parametrize("ratio", [0, 10**9], ids=["edge_by_edge", "rebuild"])
 
