@@ -284,12 +284,7 @@ def fit_distributed(
             f"{processes} processes need {processes} GPUs (NCCL, one per rank); "
             f"{torch.cuda.device_count()} visible"
         )
-    batch_size = batch_plan(
-        inference,
-        int(getattr(cfg, "batch_size", 0)),
-        processes,
-        state_sample=int(getattr(cfg, "state_sample", 64)),
-    )
+    batch_size = batch_plan(inference, int(getattr(cfg, "batch_size", 0)), processes)
     if batch_size:
         inference.chunk = inference.chunk or _CHUNK  # scoring after training, as fit_minibatch
     with tempfile.TemporaryDirectory(prefix="prouter-ddp-") as out:

@@ -300,11 +300,7 @@ def fit_network(
         return fit_distributed(inference, data, split, cfg, rng=rng, processes=processes)
     from gnn.minibatch import batch_plan, fit_minibatch  # imports this module
 
-    batch_size = batch_plan(
-        inference,
-        int(getattr(cfg, "batch_size", 0)),
-        state_sample=int(getattr(cfg, "state_sample", 64)),
-    )
+    batch_size = batch_plan(inference, int(getattr(cfg, "batch_size", 0)))
     if batch_size:
         return fit_minibatch(
             inference,

@@ -31,7 +31,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from gnn.data import RoutingData, Split
-from gnn.neighbours import nearest, unit_rows
+from gnn.neighbours import Neighbours, nearest, unit_rows
 from gnn.outcome_neighbours import (  # re-exported; torch-free for the light route path
     OutcomeNeighbourhood,
     neighbour_outcomes,
@@ -47,6 +47,7 @@ __all__ = [
     "knn_train_neighbours",
     "neighbour_outcomes",
     "reference_outcomes",
+    "train_search",
 ]
 
 SIMILAR = ("query", "similar", "query")
@@ -63,21 +64,29 @@ def reference_outcomes(
     return np.where(known, data.performance, np.nan), np.where(known, cost_norm, np.nan)
 
 
+def train_search(emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048) -> Neighbours:
+    """For every query, its ``k`` most similar training queries, not itself (positions in
+    ``np.flatnonzero(train)``; -1 where an approximate search came up short)."""
+    train_idx = np.flatnonzero(train)
+    unit = unit_rows(emb)
+    pos = np.full(len(emb), -1)
+    pos[train_idx] = np.arange(len(train_idx))  # never your own neighbour
+    return nearest(unit, unit[train_idx], k, exclude=pos, batch=batch, normalised=True)
+
+
 def knn_train_neighbours(
-    emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048
+    emb: np.ndarray, train: np.ndarray, k: int, found: Neighbours | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(src, dst, weight): for every query, its k most similar training queries (not itself)."""
+    """(src, dst, weight): for every query, its k most similar training queries (not itself);
+    ``found``: their :func:`train_search`, when already made."""
     train_idx = np.flatnonzero(train)
     k = min(k, len(train_idx) - 1)
     if k < 1 or len(emb) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    unit = unit_rows(emb)
-    pos = np.full(len(emb), -1)
-    pos[train_idx] = np.arange(len(train_idx))  # never your own neighbour
-    found = nearest(unit, unit[train_idx], k, exclude=pos, batch=batch, normalised=True)
+    found = train_search(emb, train, k) if found is None else found
     ok = found.indices >= 0  # all of them, unless an approximate search came up short
     src = train_idx[found.indices[ok]]
-    dst = np.repeat(np.arange(len(emb)), k).reshape(-1, k)[ok]
+    dst = np.repeat(np.arange(len(emb)), found.indices.shape[1]).reshape(found.indices.shape)[ok]
     return src, dst, found.similarities[ok].astype(np.float32)
 
 
@@ -95,13 +104,23 @@ def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
     g["task"].num_nodes = len(data.task_ids)
     g["user"].num_nodes = len(data.user_ids)
 
-    src, dst, w = knn_train_neighbours(data.query_emb, train, k)
+    # One search serves the SIMILAR edges and, where the outcomes are on every training
+    # query, the neighbours' outcome messages.
+    n_train = int(train.sum())
+    found = train_search(data.query_emb, train, min(k, n_train - 1)) if n_train > 1 else None
+    src, dst, w = knn_train_neighbours(data.query_emb, train, k, found)
     g[SIMILAR].edge_index = torch.from_numpy(np.stack([src, dst]))
     g[SIMILAR].edge_weight = torch.from_numpy(w)
     ref_perf, ref_cost = reference_outcomes(data, train, cost_norm)
     g["query"].neighbour_outcomes = torch.from_numpy(
         neighbour_outcomes(
-            data.query_emb, data.query_emb, ref_perf, ref_cost, k=k, same=np.arange(len(train))
+            data.query_emb,
+            data.query_emb,
+            ref_perf,
+            ref_cost,
+            k=k,
+            same=np.arange(len(train)),
+            searched=None if found is None else (np.flatnonzero(train), found),
         )
     )
 

@@ -3,8 +3,10 @@
 Full-batch training (:func:`gnn.fitting.fit_network`) encodes every query and
 sends every decision's message each epoch: its memory grows with the graph.
 Here an epoch is a pass over the training targets (decisions and pairwise
-judgements) in random batches of ``batch_size``; a step encodes only the
-queries its batch needs:
+judgements) in batches of ``batch_size`` drawn by windows of users
+(:meth:`_Batches.by_user`: a step touches a bounded number of users, so that
+the states it reads follow the batch, not the number of users); a step encodes
+only the queries its batch needs:
 
 - the targets' queries;
 - the decisions that form the targets' users' states: a user with at most
@@ -53,7 +55,6 @@ from prcore.errors import ProuterError
 __all__ = [
     "AUTO_BATCH",
     "FULL_BATCH_LIMIT",
-    "MAX_AUTO_BATCH",
     "Ranks",
     "StepLoss",
     "batch_plan",
@@ -64,11 +65,9 @@ __all__ = [
 ]
 
 #: Above this graph size (training decisions + query x LLM pairs) ``batch_size=-1``
-#: trains in mini-batches of users x state_sample targets, at least :data:`AUTO_BATCH`
-#: and at most :data:`MAX_AUTO_BATCH` (see :func:`batch_plan`).
+#: trains in mini-batches of :data:`AUTO_BATCH` targets (see :func:`batch_plan`).
 FULL_BATCH_LIMIT = 500_000
 AUTO_BATCH = 4096
-MAX_AUTO_BATCH = 65_536
 _CHUNK = 16_384  # queries / decisions per no-gradient forward in validation
 
 log = logging.getLogger(__name__)
@@ -80,15 +79,10 @@ def graph_size(inference: RouterInference) -> int:
     return len(f.dec[0]) + f.q_x.shape[0] * f.l_x.shape[0]
 
 
-def batch_plan(
-    inference: RouterInference, batch_size: int, processes: int = 1, *, state_sample: int = 64
-) -> int:
+def batch_plan(inference: RouterInference, batch_size: int, processes: int = 1) -> int:
     """The batch size to train with (0: full batch): ``batch_size`` when given (>= 0),
     else (-1) full batch up to :data:`FULL_BATCH_LIMIT` and above it mini-batches of
-    at least :data:`AUTO_BATCH` and of users x ``state_sample`` targets, up to
-    :data:`MAX_AUTO_BATCH` (a step reads up to ``state_sample`` decisions of every user
-    its batch touches: with smaller batches those states, not the targets, would make
-    most of an epoch's work). The choice is logged (with ``processes`` when several)."""
+    :data:`AUTO_BATCH` targets. The choice is logged (with ``processes`` when several)."""
     if batch_size < -1:
         raise ProuterError(
             f"batch_size must be -1 (automatic), 0 (full batch) or more: {batch_size}"
@@ -96,9 +90,7 @@ def batch_plan(
     size = graph_size(inference)
     targets = inference.features.dec[0]
     if batch_size == -1:
-        users = int(np.count_nonzero(np.bincount(targets.cpu().numpy()))) if len(targets) else 0
-        states = users * max(1, state_sample)
-        batch_size = 0 if size <= FULL_BATCH_LIMIT else min(MAX_AUTO_BATCH, max(AUTO_BATCH, states))
+        batch_size = 0 if size <= FULL_BATCH_LIMIT else AUTO_BATCH
         how = "automatic"
     else:
         how = "configured"
@@ -125,6 +117,24 @@ class _Batches:
         self.oq = targets[3].cpu().numpy()
         self.queries = np.union1d(self.pq, self.oq)
         self.tu, self.tq = (t.cpu().numpy() for t in f.ties[:2])  # training ties
+
+    def by_user(
+        self, rng: np.random.Generator, batch_size: int, cap: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An epoch's order of the targets and of the ties, drawn by windows of users: the
+        users in a random order, cut into windows whose sampled states (up to ``cap``
+        decisions a user) add up to about ``batch_size``; targets (and ties) of a window
+        in a random order, windows one after the other. A slice of ``batch_size``
+        consecutive targets then reads at most 3 x ``batch_size`` + 2 x ``cap`` state
+        decisions, from at least ``batch_size / cap`` users where users have ``cap``
+        targets or more (a step is not one user's)."""
+        place = rng.permutation(len(self.count))
+        states = np.minimum(self.count[place], cap)
+        window = np.empty(len(place), dtype=np.int64)
+        window[place] = (np.cumsum(states) - states) // max(1, batch_size)
+        order = np.lexsort((rng.random(len(self.du)), window[self.du]))
+        ties = np.lexsort((rng.random(len(self.tu)), window[self.tu]))
+        return order, ties
 
     def state_sample(self, users: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
         """Decisions describing ``users``: all of a user's up to ``cap``, else ``cap`` at random."""
@@ -437,7 +447,7 @@ def fit_minibatch(
     plan = training_targets(f, data, split)
     targets = plan.outcomes
     batches = _Batches(inference, targets)
-    n_targets, n_ties = len(batches.du), len(batches.tu)
+    n_targets = len(batches.du)
     steps = max(1, -(-n_targets // batch_size))
     step_loss = StepLoss(
         inference, cfg, batches, targets, plan.perf_weight, ranks.part if ranks else (0, 1)
@@ -449,11 +459,9 @@ def fit_minibatch(
     for epoch in bar:
         started = time.perf_counter()
         model.train()
-        order = rng.permutation(n_targets)
+        order, tie_order = batches.by_user(rng, batch_size, cfg.state_sample)
         outcome_batches = np.array_split(rng.permutation(batches.queries), steps)
-        # Ties ride along, as many per step (drawn only where there are: the same draws
-        # as before on graphs without ties).
-        tie_batches = np.array_split(rng.permutation(n_ties) if n_ties else np.zeros(0, int), steps)
+        tie_batches = np.array_split(tie_order, steps)  # ties ride along, as many per step
         losses = []
         for step in range(steps):
             batch = np.sort(order[step * batch_size : (step + 1) * batch_size])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnn.neighbours import NeighbourIndex, search_config, unit_rows
+from gnn.neighbours import NeighbourIndex, Neighbours, search_config, unit_rows
 
 __all__ = ["OutcomeNeighbourhood", "neighbour_outcomes"]
 
@@ -23,6 +23,7 @@ def neighbour_outcomes(
     k: int,
     same: np.ndarray | None = None,
     batch: int = 2048,
+    searched: tuple[np.ndarray, Neighbours] | None = None,
 ) -> np.ndarray:
     """(B, L, 3) per query and LLM: [performance, cost, similarity] of its k nearest outcomes.
 
@@ -32,9 +33,10 @@ def neighbour_outcomes(
     (0 when the LLM has no reference outcome). ``same[i]`` is the reference row
     of query ``i`` itself (or -1): a query never hears its own outcomes. A one-off
     search; :class:`OutcomeNeighbourhood` keeps the reference side for many.
+    ``searched`` = (reference rows, their search): see :meth:`OutcomeNeighbourhood.messages`.
     """
     references = OutcomeNeighbourhood(ref_emb, ref_perf, ref_cost, n_queries=len(query_emb))
-    return references.messages(query_emb, k=k, same=same, batch=batch)
+    return references.messages(query_emb, k=k, same=same, batch=batch, searched=searched)
 
 
 class OutcomeNeighbourhood:
@@ -79,8 +81,13 @@ class OutcomeNeighbourhood:
         k: int,
         same: np.ndarray | None = None,
         batch: int = 2048,
+        searched: tuple[np.ndarray, Neighbours] | None = None,
     ) -> np.ndarray:
-        """(B, L, 3) the messages of :func:`neighbour_outcomes` for ``query_emb``."""
+        """(B, L, 3) the messages of :func:`neighbour_outcomes` for ``query_emb``.
+
+        ``searched`` = (reference rows, the ``k`` nearest of them for each query, each
+        query's own row excluded as ``same`` says): a search already made, used for the
+        LLMs whose known outcomes are on exactly those rows instead of searching again."""
         out = np.zeros((len(query_emb), self.num_llms, 3), dtype=np.float32)
         if len(query_emb) == 0 or not self.groups:
             return out
@@ -90,7 +97,10 @@ class OutcomeNeighbourhood:
             if same is not None:  # query i's own reference row, as a position in refs (or -1)
                 pos = np.minimum(np.searchsorted(refs, same), len(refs) - 1)
                 exclude = np.where(refs[pos] == same, pos, -1)
-            found = index.search(q_unit, k, exclude=exclude, batch=batch, normalised=True)
+            if searched is not None and _same_search(searched, refs, len(q_unit), k):
+                found = searched[1]
+            else:
+                found = index.search(q_unit, k, exclude=exclude, batch=batch, normalised=True)
             s = found.similarities
             valid = np.isfinite(s)
             w = np.where(valid, np.maximum(s, 0.0) + 1e-6, 0.0)
@@ -101,3 +111,9 @@ class OutcomeNeighbourhood:
             mean_sim = np.where(valid, s, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
             out[:, cols, 2] = mean_sim[:, None]
         return out
+
+
+def _same_search(searched: tuple[np.ndarray, Neighbours], refs: np.ndarray, n: int, k: int) -> bool:
+    """Whether ``searched`` is the search of ``n`` queries for their ``k`` nearest ``refs``."""
+    rows, found = searched
+    return found.indices.shape == (n, min(k, len(refs))) and np.array_equal(rows, refs)

@@ -7,12 +7,15 @@ import logging
 import numpy as np
 import pytest
 import torch
+from tests_gnn_support import build_store
 
 from gnn import minibatch
+from gnn.data import load_routing_data, split_queries
 from gnn.evaluate import evaluate
 from gnn.fitting import validate
 from gnn.minibatch import _Batches, _step_loss, batch_plan, validate_chunked
 from gnn.train import GNNRouter
+from graphdb.store import open_store
 
 EXACT = {"hidden": 16, "dropout": 0.0, "new_llm_rate": 0.0, "patience": 100}
 
@@ -99,6 +102,32 @@ def test_minibatch_training_learns(routing_data, routing_split, caplog):
     assert router.best_epoch == int(np.argmin([h["val_loss"] for h in router.history]))
 
 
+def test_a_step_reads_states_bounded_by_its_batch_not_by_the_users(tmp_path):
+    """Batches are drawn by windows of users: the states a step reads (up to
+    ``state_sample`` decisions of each user its targets belong to) stay within
+    3 x batch + 2 x state_sample, whatever the number of users. Drawn at random, 16
+    targets of 300 users touched ~16 users with 8 sampled decisions each."""
+    spec = {"n_queries": 400, "n_users": 300, "n_llms": 6, "users_per_query": 9, "dim": 16}
+    with open_store(build_store(tmp_path, seed=0, **spec)) as store:
+        data = load_routing_data(store)
+    batch, cap = 16, 8
+    router = GNNRouter(seed=0, device="cpu", epochs=1, batch_size=batch, state_sample=cap, **EXACT)
+    read: list[tuple[int, int]] = []  # (users, state decisions) per step
+    original = _Batches.state_sample
+
+    def counting(self, users, cap, rng):
+        state = original(self, users, cap, rng)
+        read.append((len(users), len(state)))
+        return state
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Batches, "state_sample", counting)
+        router.fit(data, split_queries(data, seed=0))
+    assert len(read) == -(-len(router.features.dec[0]) // batch)  # one per step
+    assert max(states for _, states in read) <= 3 * batch + 2 * cap
+    assert np.mean([users for users, _ in read]) >= batch / cap  # not one user a step
+
+
 def test_automatic_choice_by_graph_size(routing_data, routing_split, monkeypatch, caplog):
     router = _prepared(routing_data, routing_split, **EXACT)
     with caplog.at_level(logging.INFO, logger="gnn.minibatch"):
@@ -106,22 +135,8 @@ def test_automatic_choice_by_graph_size(routing_data, routing_split, monkeypatch
         assert "full batch (automatic" in caplog.text
         monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
         monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
-        assert batch_plan(router.inference, -1, state_sample=8) == 128
+        assert batch_plan(router.inference, -1) == 128
         assert "mini-batches of 128 targets (automatic" in caplog.text
     assert batch_plan(router.inference, 0) == 0
+    assert batch_plan(router.inference, 200) == 200  # configured: as given
     assert batch_plan(router.inference, 10**9) == 0  # a batch of everything is the full batch
-
-
-def test_automatic_batch_covers_the_users_sampled_states(routing_data, routing_split, monkeypatch):
-    """A step reads up to state_sample decisions of every user its batch touches: the
-    automatic batch is at least users x state_sample targets (so those states do not
-    outweigh the targets), up to MAX_AUTO_BATCH."""
-    router = _prepared(routing_data, routing_split, **EXACT)
-    users = len(np.unique(router.features.dec[0].numpy()))
-    assert users == 9
-    monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
-    monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
-    assert batch_plan(router.inference, -1, state_sample=64) == 9 * 64
-    monkeypatch.setattr(minibatch, "MAX_AUTO_BATCH", 300)
-    assert batch_plan(router.inference, -1, state_sample=64) == 300
-    assert batch_plan(router.inference, 200, state_sample=64) == 200  # configured: as given
