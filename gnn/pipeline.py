@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,13 @@ def train_from_export(
             existing[-1].stem, str(existing[-1]), str(export), True, check_routed_top(routed_top)
         )
     data, split = sub.data, sub.split
+    started = time.perf_counter()
     router = GNNRouter(seed=seed, progress=progress, **config).fit(data, split)
+    training = {
+        "seconds": time.perf_counter() - started,  # features, epochs and model selection
+        "epoch_seconds": [h["seconds"] for h in router.history],
+        "best_epoch": router.best_epoch,
+    }
     metrics = {part: evaluate(router, data, split, part).as_dict() for part in ("val", "test")}
     idx = np.flatnonzero(split.test[data.dec_query])
     users, queries = data.dec_user[idx], data.dec_query[idx]
@@ -197,6 +204,7 @@ def train_from_export(
             "export": {"path": str(export), "fingerprint": sub.fingerprint, "spec": sub.spec},
             "graph_counts": dict(graph_counts or {}),
             "metrics": metrics,
+            "training": training,
             "evaluated": {
                 "idx": idx,
                 "scores": router.score(data, users, queries),

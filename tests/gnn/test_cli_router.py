@@ -23,6 +23,10 @@ def test_train_saves_a_version_and_writes_back(tmp_path):
     version = re.search(r"model (gnn-\S+) saved", result.output).group(1)
     checkpoint = load_checkpoint(tmp_path / "models", version)
     assert checkpoint["data"]["queries"] == 200 and checkpoint["config"]["epochs"] == 15
+    training = checkpoint["training"]  # how long it took, for scale figures
+    assert 1 <= len(training["epoch_seconds"]) <= 15
+    assert 0 <= training["best_epoch"] < len(training["epoch_seconds"])
+    assert 0 < sum(training["epoch_seconds"]) <= training["seconds"]
     with open_store(url) as store:
         models = store.export_nodes("RouterModel").to_pylist()
         routed = store.export_edges("ROUTED_TO").to_pylist()
