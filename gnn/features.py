@@ -39,7 +39,9 @@ class RouterFeatures:
     test); ``decisions`` and ``pairs`` index the choices and pairwise judgements
     that describe users (default: the training ones); ``task_ids`` is the
     model's task order (default: the data's); ``neighbours`` the number of
-    similar training queries whose outcomes a query hears.
+    similar training queries whose outcomes a query hears; ``messages`` their outcome
+    messages (Q, L, 3), already computed for this split and ``neighbours`` (a training
+    export's, :func:`gnn.graph.build_graph`), spare searching again (range-checked).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RouterFeatures:
         decisions: np.ndarray | None = None,
         pairs: np.ndarray | None = None,
         task_ids: list[str] | None = None,
+        messages: np.ndarray | None = None,
     ) -> None:
         self.device = dev = device
         self._standing_lock = threading.Lock()
@@ -82,7 +85,10 @@ class RouterFeatures:
         self.q_task = torch.from_numpy(task).to(dev)
         self.set_prior()
         self.l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
-        self.neigh = self.all_neighbours()
+        if messages is None:
+            self.neigh = self.all_neighbours()
+        else:
+            self.neigh = torch.from_numpy(_checked_messages(messages, self.ref_perf.shape)).to(dev)
         self.available = torch.from_numpy(data.candidates()).to(dev)
         self.num_users = len(data.user_ids)
         seen = ~split.test if seen is None else seen
@@ -423,3 +429,20 @@ class RouterFeatures:
         self.l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=self.device)
         self.available = torch.from_numpy(data.candidates()).to(self.device)
         self.neigh = self.all_neighbours()
+
+
+def _checked_messages(messages: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``messages`` as float32 if they can be (queries, LLMs, 3) outcome messages: finite,
+    performance in [0, 1], similarity in [-1, 1]; else ProuterError."""
+    m = np.asarray(messages, dtype=np.float32)
+    tol = 1e-4
+    problem = None
+    if m.shape != (*shape, 3):
+        problem = f"of shape {m.shape}, not {(*shape, 3)}"
+    elif not np.isfinite(m).all():
+        problem = "not finite"
+    elif (np.abs(m[..., 0] - 0.5) > 0.5 + tol).any() or (np.abs(m[..., 2]) > 1 + tol).any():
+        problem = "out of range"
+    if problem:
+        raise ProuterError(f"the given neighbour messages are {problem}; export the subgraph again")
+    return m

@@ -181,7 +181,11 @@ def train_from_export(
         )
     data, split = sub.data, sub.split
     started = time.perf_counter()
-    router = GNNRouter(seed=seed, progress=progress, **config).fit(data, split)
+    # The export's neighbour messages, when made with the configured k, are not searched again.
+    same_k = config["neighbours"] == int(sub.spec.get("neighbours", 10))
+    exported = getattr(sub.graph["query"], "neighbour_outcomes", None)
+    messages = exported.numpy() if same_k and exported is not None else None
+    router = GNNRouter(seed=seed, progress=progress, **config).fit(data, split, messages=messages)
     training = {
         "seconds": time.perf_counter() - started,  # features, epochs and model selection
         "epoch_seconds": [h["seconds"] for h in router.history],

@@ -91,6 +91,7 @@ class GNNRouter(Router):
         #: (tasks, LLMs) per-task Bradley-Terry strengths of the training votes, the
         #: calibration's prior (None: no votes).
         self.vote_prior: np.ndarray | None = None
+        self._messages: np.ndarray | None = None  # given to one fit (see fit)
 
     def _prepare(self, data: RoutingData, split: Split, **graph: object) -> None:
         """Build the features of ``data`` (``graph``: see :class:`RouterFeatures`) and a
@@ -124,10 +125,23 @@ class GNNRouter(Router):
     def llm_ids(self) -> list[str]:
         return self.features.llm_ids
 
+    def fit(
+        self, data: RoutingData, split: Split, *, messages: np.ndarray | None = None
+    ) -> GNNRouter:
+        """:meth:`Router.fit`; ``messages``: the neighbours' outcome messages of this split
+        already computed with the configured ``neighbours`` (a training export's, see
+        :class:`RouterFeatures`), so that they are not searched again."""
+        self._messages = messages
+        try:
+            super().fit(data, split)
+        finally:
+            self._messages = None
+        return self
+
     def _fit(self, data: RoutingData, split: Split) -> None:
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        self._prepare(data, split)
+        self._prepare(data, split, messages=self._messages)
         result = fit_network(
             self.inference,
             data,
