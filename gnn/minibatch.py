@@ -55,6 +55,7 @@ from prcore.errors import ProuterError
 __all__ = [
     "AUTO_BATCH",
     "FULL_BATCH_LIMIT",
+    "MAX_AUTO_BATCH",
     "Ranks",
     "StepLoss",
     "batch_plan",
@@ -65,9 +66,11 @@ __all__ = [
 ]
 
 #: Above this graph size (training decisions + query x LLM pairs) ``batch_size=-1``
-#: trains in mini-batches of :data:`AUTO_BATCH` targets (see :func:`batch_plan`).
+#: trains in mini-batches of :data:`AUTO_BATCH` queries' worth of targets, at most
+#: :data:`MAX_AUTO_BATCH` (see :func:`batch_plan`).
 FULL_BATCH_LIMIT = 500_000
 AUTO_BATCH = 4096
+MAX_AUTO_BATCH = 65_536
 _CHUNK = 16_384  # queries / decisions per no-gradient forward in validation
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,10 @@ def graph_size(inference: RouterInference) -> int:
 def batch_plan(inference: RouterInference, batch_size: int, processes: int = 1) -> int:
     """The batch size to train with (0: full batch): ``batch_size`` when given (>= 0),
     else (-1) full batch up to :data:`FULL_BATCH_LIMIT` and above it mini-batches of
-    :data:`AUTO_BATCH` targets. The choice is logged (with ``processes`` when several)."""
+    :data:`AUTO_BATCH` x (training decisions per query) targets, at most
+    :data:`MAX_AUTO_BATCH`: a step encodes its targets' queries, so where many users
+    decide on the same queries a small batch costs nearly a full pass over the queries.
+    The choice is logged (with ``processes`` when several)."""
     if batch_size < -1:
         raise ProuterError(
             f"batch_size must be -1 (automatic), 0 (full batch) or more: {batch_size}"
@@ -90,7 +96,10 @@ def batch_plan(inference: RouterInference, batch_size: int, processes: int = 1) 
     size = graph_size(inference)
     targets = inference.features.dec[0]
     if batch_size == -1:
-        batch_size = 0 if size <= FULL_BATCH_LIMIT else AUTO_BATCH
+        queries = len(np.unique(inference.features.dec[1].cpu().numpy()))
+        per_query = len(targets) / max(1, queries)  # training decisions per query
+        auto = min(MAX_AUTO_BATCH, max(AUTO_BATCH, round(AUTO_BATCH * per_query)))
+        batch_size = 0 if size <= FULL_BATCH_LIMIT else auto
         how = "automatic"
     else:
         how = "configured"

@@ -129,14 +129,22 @@ def test_a_step_reads_states_bounded_by_its_batch_not_by_the_users(tmp_path):
 
 
 def test_automatic_choice_by_graph_size(routing_data, routing_split, monkeypatch, caplog):
+    """Full batch on small graphs; above, batches of AUTO_BATCH queries' worth of
+    decisions, up to MAX_AUTO_BATCH: where many users decide on the same queries
+    (RouterBench with 1,000 simulated users: ~1,000 training decisions a query) a step
+    encodes nearly every query whatever its batch, so small batches only add steps."""
     router = _prepared(routing_data, routing_split, **EXACT)
+    queries = router.features.dec[1].numpy()
+    assert len(queries) == 9 * len(np.unique(queries))  # 9 users ask every query
     with caplog.at_level(logging.INFO, logger="gnn.minibatch"):
         assert batch_plan(router.inference, -1) == 0
         assert "full batch (automatic" in caplog.text
         monkeypatch.setattr(minibatch, "FULL_BATCH_LIMIT", 100)
         monkeypatch.setattr(minibatch, "AUTO_BATCH", 128)
-        assert batch_plan(router.inference, -1) == 128
-        assert "mini-batches of 128 targets (automatic" in caplog.text
+        assert batch_plan(router.inference, -1) == 128 * 9
+        assert f"mini-batches of {128 * 9} targets (automatic" in caplog.text
+    monkeypatch.setattr(minibatch, "MAX_AUTO_BATCH", 300)
+    assert batch_plan(router.inference, -1) == 300
     assert batch_plan(router.inference, 0) == 0
     assert batch_plan(router.inference, 200) == 200  # configured: as given
     assert batch_plan(router.inference, 10**9) == 0  # a batch of everything is the full batch
