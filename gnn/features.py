@@ -11,6 +11,7 @@ without retraining.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -23,6 +24,8 @@ from prcore.errors import ProuterError
 from prcore.utility import normalise_cost
 
 __all__ = ["RouterFeatures", "resolve_device"]
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,7 +44,8 @@ class RouterFeatures:
     model's task order (default: the data's); ``neighbours`` the number of
     similar training queries whose outcomes a query hears; ``messages`` their outcome
     messages (Q, L, 3), already computed for this split and ``neighbours`` (a training
-    export's, :func:`gnn.graph.build_graph`), spare searching again (range-checked).
+    export's, :func:`gnn.graph.build_graph`), spare searching again (range-checked: bad
+    ones are searched again, with a warning).
     """
 
     def __init__(
@@ -85,10 +89,13 @@ class RouterFeatures:
         self.q_task = torch.from_numpy(task).to(dev)
         self.set_prior()
         self.l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
-        if messages is None:
+        problem = None if messages is None else _message_problem(messages, self.ref_perf.shape)
+        if problem:
+            log.warning("the given neighbour messages are %s: searching again", problem)
+        if messages is None or problem:
             self.neigh = self.all_neighbours()
         else:
-            self.neigh = torch.from_numpy(_checked_messages(messages, self.ref_perf.shape)).to(dev)
+            self.neigh = torch.from_numpy(np.asarray(messages, dtype=np.float32)).to(dev)
         self.available = torch.from_numpy(data.candidates()).to(dev)
         self.num_users = len(data.user_ids)
         seen = ~split.test if seen is None else seen
@@ -431,18 +438,15 @@ class RouterFeatures:
         self.neigh = self.all_neighbours()
 
 
-def _checked_messages(messages: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``messages`` as float32 if they can be (queries, LLMs, 3) outcome messages: finite,
-    performance in [0, 1], similarity in [-1, 1]; else ProuterError."""
+def _message_problem(messages: np.ndarray, shape: tuple[int, int]) -> str | None:
+    """What is wrong with ``messages`` as (queries, LLMs, 3) outcome messages (finite,
+    performance in [0, 1], similarity in [-1, 1]), or None."""
     m = np.asarray(messages, dtype=np.float32)
     tol = 1e-4
-    problem = None
     if m.shape != (*shape, 3):
-        problem = f"of shape {m.shape}, not {(*shape, 3)}"
-    elif not np.isfinite(m).all():
-        problem = "not finite"
-    elif (np.abs(m[..., 0] - 0.5) > 0.5 + tol).any() or (np.abs(m[..., 2]) > 1 + tol).any():
-        problem = "out of range"
-    if problem:
-        raise ProuterError(f"the given neighbour messages are {problem}; export the subgraph again")
-    return m
+        return f"of shape {m.shape}, not {(*shape, 3)}"
+    if not np.isfinite(m).all():
+        return "not finite"
+    if (np.abs(m[..., 0] - 0.5) > 0.5 + tol).any() or (np.abs(m[..., 2]) > 1 + tol).any():
+        return "out of range"
+    return None

@@ -3,6 +3,8 @@ the search of every query's nearest training queries took about a quarter of tra
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,6 @@ from gnn.features import RouterFeatures
 from gnn.pipeline import train_from_export
 from gnn.train import GNNRouter
 from graphdb.store import open_store
-from prcore.errors import ProuterError
 
 CONFIG = {"epochs": 3, "hidden": 16, "new_llm_rate": 0.0, "dropout": 0.0, "device": "cpu"}
 
@@ -58,7 +59,10 @@ def test_train_from_export_reuses_its_messages_when_k_matches(export, tmp_path, 
 
 
 @pytest.mark.parametrize("bad", ["nan", "shape", "range"])
-def test_bad_messages_are_refused(export, bad):
+def test_bad_messages_are_not_used_but_searched_again(export, bad, monkeypatch, caplog):
+    """The export's messages are a cache read from a file: bad ones are searched again
+    (with a warning), so a graph with an absurd outcome still stops training with the
+    message that names the cause (tests/reliability/test_model_files.py)."""
     sub = load_training_subgraph(export.path)
     messages = sub.graph["query"].neighbour_outcomes.numpy().copy()
     if bad == "nan":
@@ -67,5 +71,12 @@ def test_bad_messages_are_refused(export, bad):
         messages = messages[:, :-1]
     else:
         messages[0, 0, 2] = 7.0  # a similarity above 1
-    with pytest.raises(ProuterError, match="neighbour messages"):
-        GNNRouter(seed=0, neighbours=5, **CONFIG).fit(sub.data, sub.split, messages=messages)
+    calls = _count_searches(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="gnn.features"):
+        router = GNNRouter(seed=0, neighbours=5, **CONFIG).fit(
+            sub.data, sub.split, messages=messages
+        )
+    assert calls == [1]
+    assert "neighbour messages" in caplog.text and "searching again" in caplog.text
+    want = sub.graph["query"].neighbour_outcomes
+    torch.testing.assert_close(router.features.neigh, want.to(router.features.neigh.dtype))
