@@ -89,13 +89,14 @@ class RouterFeatures:
         self.q_task = torch.from_numpy(task).to(dev)
         self.set_prior()
         self.l_x = torch.tensor(data.llm_emb, dtype=torch.float32, device=dev)
-        problem = None if messages is None else _message_problem(messages, self.ref_perf.shape)
+        given = None if messages is None else np.asarray(messages, dtype=np.float32)
+        problem = None if given is None else _message_problem(given, self.ref_perf.shape)
         if problem:
             log.warning("the given neighbour messages are %s: searching again", problem)
-        if messages is None or problem:
+        if given is None or problem:
             self.neigh = self.all_neighbours()
         else:
-            self.neigh = torch.from_numpy(np.asarray(messages, dtype=np.float32)).to(dev)
+            self.neigh = torch.from_numpy(given).to(dev)
         self.available = torch.from_numpy(data.candidates()).to(dev)
         self.num_users = len(data.user_ids)
         seen = ~split.test if seen is None else seen
@@ -438,10 +439,9 @@ class RouterFeatures:
         self.neigh = self.all_neighbours()
 
 
-def _message_problem(messages: np.ndarray, shape: tuple[int, int]) -> str | None:
-    """What is wrong with ``messages`` as (queries, LLMs, 3) outcome messages (finite,
+def _message_problem(m: np.ndarray, shape: tuple[int, int]) -> str | None:
+    """What is wrong with ``m`` as (queries, LLMs, 3) outcome messages (finite,
     performance in [0, 1], similarity in [-1, 1]), or None."""
-    m = np.asarray(messages, dtype=np.float32)
     tol = 1e-4
     if m.shape != (*shape, 3):
         return f"of shape {m.shape}, not {(*shape, 3)}"

@@ -64,10 +64,16 @@ def reference_outcomes(
     return np.where(known, data.performance, np.nan), np.where(known, cost_norm, np.nan)
 
 
-def train_search(emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048) -> Neighbours:
+def train_search(
+    emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048
+) -> Neighbours | None:
     """For every query, its ``k`` most similar training queries, not itself (positions in
-    ``np.flatnonzero(train)``; -1 where an approximate search came up short)."""
+    ``np.flatnonzero(train)``; -1 where an approximate search came up short); None when
+    there is no other training query to be a neighbour."""
     train_idx = np.flatnonzero(train)
+    k = min(k, len(train_idx) - 1)
+    if k < 1 or len(emb) == 0:
+        return None
     unit = unit_rows(emb)
     pos = np.full(len(emb), -1)
     pos[train_idx] = np.arange(len(train_idx))  # never your own neighbour
@@ -75,19 +81,22 @@ def train_search(emb: np.ndarray, train: np.ndarray, k: int, batch: int = 2048) 
 
 
 def knn_train_neighbours(
-    emb: np.ndarray, train: np.ndarray, k: int, found: Neighbours | None = None
+    emb: np.ndarray, train: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(src, dst, weight): for every query, its k most similar training queries (not itself);
-    ``found``: their :func:`train_search`, when already made."""
-    train_idx = np.flatnonzero(train)
-    k = min(k, len(train_idx) - 1)
-    if k < 1 or len(emb) == 0:
+    """(src, dst, weight): for every query, its k most similar training queries (not itself)."""
+    return _similar_edges(train_search(emb, train, k), train)
+
+
+def _similar_edges(
+    found: Neighbours | None, train: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, weight) of a :func:`train_search`."""
+    if found is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    found = train_search(emb, train, k) if found is None else found
     ok = found.indices >= 0  # all of them, unless an approximate search came up short
-    src = train_idx[found.indices[ok]]
-    dst = np.repeat(np.arange(len(emb)), found.indices.shape[1]).reshape(found.indices.shape)[ok]
-    return src, dst, found.similarities[ok].astype(np.float32)
+    src = np.flatnonzero(train)[found.indices[ok]]
+    dst = np.repeat(np.arange(len(found.indices)), found.indices.shape[1])
+    return src, dst.reshape(found.indices.shape)[ok], found.similarities[ok].astype(np.float32)
 
 
 def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
@@ -106,9 +115,8 @@ def build_graph(data: RoutingData, split: Split, *, k: int = 10) -> HeteroData:
 
     # One search serves the SIMILAR edges and, where the outcomes are on every training
     # query, the neighbours' outcome messages.
-    n_train = int(train.sum())
-    found = train_search(data.query_emb, train, min(k, n_train - 1)) if n_train > 1 else None
-    src, dst, w = knn_train_neighbours(data.query_emb, train, k, found)
+    found = train_search(data.query_emb, train, k)
+    src, dst, w = _similar_edges(found, train)
     g[SIMILAR].edge_index = torch.from_numpy(np.stack([src, dst]))
     g[SIMILAR].edge_weight = torch.from_numpy(w)
     ref_perf, ref_cost = reference_outcomes(data, train, cost_norm)
