@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import neo4j
 import pyarrow as pa
 import pytest
 
@@ -25,6 +26,15 @@ def test_a_keyed_merge_seeks_the_relationship_index(neo4j_store, rel, monkeypatc
     """A busy user has one ROUTED_TO / CHOSE / PREFERRED edge per query to each LLM: a MERGE
     that expanded them all per written row made recording quadratic in traffic."""
     store = neo4j_store
+    store.clear()
+    # The busy user, planned on fresh statistics: over an index that statistics call
+    # empty the planner may scan instead of seek, which would prove nothing here.
+    store.write_nodes("User", [{"id": "u"}])
+    store.write_nodes("LLM", [{"id": "m"}])
+    busy = [{"src": "u", "dst": "m", **{k: f"{k}{i}" for k in rel.key}} for i in range(300)]
+    store.write_edges(rel.name, busy)
+    with store._session(neo4j.WRITE_ACCESS) as session:  # resample the indexes, forget cached plans
+        session.run("CALL db.prepareForReplanning()").consume()
     queries: list[str] = []
     monkeypatch.setattr(store, "_write_batched", lambda query, rows: queries.append(query))
     row = {"src": "u", "dst": "m", **{k: "k" for k in rel.key}}
