@@ -5,11 +5,12 @@ per query) a seeded workload (``prouter generate synthetic``) is written as a ca
 Parquet file, then, each in its own process (so that peak RSS is its own):
 
 * ladybug: ingest (the canonical UNWIND/COPY path), the stand-in query / LLM embeddings
-  written, export of the training subgraph, ``--epochs`` epochs of GNN training (its
-  setup: features and neighbour messages; time per epoch, the per-epoch validation
-  included, from the checkpoint's ``training`` record), write-back of ROUTED_TO with top-k
-  (k=3) and with every candidate (edges and time), route p50 through
-  ``gnn.serving.RoutingService`` (a hashing stand-in embedder), peak RSS, file size.
+  written as ``prouter embed`` writes them (an update of the ingested nodes), export of
+  the training subgraph, ``--epochs`` epochs of GNN training (its setup: features and
+  neighbour messages; time per epoch, the per-epoch validation included, from the
+  checkpoint's ``training`` record), write-back of ROUTED_TO with top-k (k=3) and with
+  every candidate (edges and time), route p50 through ``gnn.serving.RoutingService`` (a
+  hashing stand-in embedder), peak RSS, file size.
 * neo4j (sizes up to ``--neo4j-max``): the initial load through ``neo4j-admin database
   import full`` (``prouter neo4j import``: validate, CSV, stop, import, start, schema)
   on a fresh server, then the UNWIND path (``prouter ingest canonical``) on another
@@ -147,6 +148,7 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
     with peaks.phase("ingest"):
         ingest_files(store, [args.file])
     out["ingest_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     with peaks.phase("embed"):
         wl = generate(n_queries=args.queries, n_users=args.users, n_llms=args.llms, seed=0)
         emb = HashEmbedder(args.dim)
@@ -158,6 +160,7 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
             "LLM", {"id": wl.llm_ids, "embedding": embedding_array(emb.embed(wl.llm_ids))}
         )
         del wl
+    out["embed_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with peaks.phase("export"):
         exported = export_training_subgraph(store, folder / "models" / "exports", SubgraphSpec())
@@ -253,7 +256,7 @@ def print_synthetic(rows: list, args: argparse.Namespace) -> None:
     print(f"synthetic graphs: {args.llms} LLMs, {args.dim}-d stand-in embeddings, "
           f"{args.epochs} epochs, 1 decision per query")  # fmt: skip
     print(
-        f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} "
+        f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} {'embed s':>8} "
         f"{'export s':>9} {'setup s':>8} {'s/epoch':>8} {'peak MB':>8} {'route p50 ms':>13} "
         f"{'disk MB':>8} "
         f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6}"
@@ -261,6 +264,7 @@ def print_synthetic(rows: list, args: argparse.Namespace) -> None:
     for name, queries, users, _gen, r in rows:
         print(
             f"{name:<8} {queries:>8} {users:>6} {_f(r, 'ingest_s', 9, 1)} {_f(r, 'bulk_s', 7, 1)} "
+            f"{_f(r, 'embed_s', 8, 1)} "
             f"{_f(r, 'export_s', 9, 2)} {_f(r, 'train_setup_s', 8, 1)} {_f(r, 'epoch_s', 8, 2)} "
             f"{_f(r, 'peak_rss_mb', 8, 0)} "
             f"{_f(r, 'route_p50_ms', 13, 1)} {_f(r, 'disk_mb', 8, 0)} "

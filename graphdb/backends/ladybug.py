@@ -29,12 +29,16 @@ from graphdb.store import GraphStore
 from graphdb.tables import edge_schema, node_schema
 from prcore.errors import StoreError
 
-__all__ = ["REBUILD_RATIO", "LadybugStore"]
+__all__ = ["REBUILD_RATIO", "UPDATE_BATCH", "LadybugStore"]
 
 # A ROUTED_TO delete rebuilds the table when it keeps at most this many edges per edge
 # it deletes (docs/reliability.md): rebuilding cost 0.01-0.03 ms per kept edge here,
 # deleting 0.2-3 ms per deleted edge, more the more edges its LLM has.
 REBUILD_RATIO = 20
+# Rows per committed batch of an update (LOAD FROM ... SET): LadybugDB's COMMIT of one
+# update grows with the square of its rows where NULL lists become vectors (100k
+# embeddings: 101 s in one commit, 9 s in batches of 10,000; docs/reliability.md).
+UPDATE_BATCH = 10_000
 
 
 class LadybugStore(GraphStore):
@@ -178,9 +182,8 @@ class LadybugStore(GraphStore):
     def _update_nodes(self, nt: NodeType, rows: pa.Table) -> None:
         props = rows.column_names[1:]
         sets = ", ".join(f"n.{p} = coalesce(v_{p}, n.{p})" for p in props)
-        self._execute(
-            f"LOAD FROM $rows MATCH (n:{nt.label} {{{nt.key}: v_{nt.key}}}) SET {sets}",
-            {"rows": _stage(rows)},
+        self._update_in_batches(
+            f"LOAD FROM $rows MATCH (n:{nt.label} {{{nt.key}: v_{nt.key}}}) SET {sets}", rows
         )
 
     def _create_edges(self, rt: RelType, rows: pa.Table) -> None:
@@ -193,11 +196,19 @@ class LadybugStore(GraphStore):
         values = [c for c in rows.column_names[2:] if c not in rt.key]
         match = " AND ".join(f"r.{k} = v_{k}" for k in rt.key) or "true"
         sets = ", ".join(f"r.{p} = coalesce(v_{p}, r.{p})" for p in values)
-        self._execute(
+        self._update_in_batches(
             f"LOAD FROM $rows MATCH (s:{rt.src} {{{src_key}: v_src}})-[r:{rt.name}]->"
             f"(d:{rt.dst} {{{dst_key}: v_dst}}) WHERE {match} SET {sets}",
-            {"rows": _stage(rows)},
+            rows,
         )
+
+    def _update_in_batches(self, cypher: str, rows: pa.Table) -> None:
+        """``cypher`` over ``rows`` in batches of ``UPDATE_BATCH``, committed in between
+        on the private copy (:meth:`commit_point`)."""
+        for start in range(0, rows.num_rows, UPDATE_BATCH):
+            if start:
+                self.commit_point()
+            self._execute(cypher, {"rows": _stage(rows.slice(start, UPDATE_BATCH))})
 
     def ensure_room(self, incoming_bytes: int) -> None:
         """A write copies the database, then adds the new data and its WAL beside it: refuse
