@@ -91,7 +91,6 @@ class GNNRouter(Router):
         #: (tasks, LLMs) per-task Bradley-Terry strengths of the training votes, the
         #: calibration's prior (None: no votes).
         self.vote_prior: np.ndarray | None = None
-        self._messages: np.ndarray | None = None  # given to one fit (see fit)
 
     def _prepare(self, data: RoutingData, split: Split, **graph: object) -> None:
         """Build the features of ``data`` (``graph``: see :class:`RouterFeatures`) and a
@@ -131,17 +130,14 @@ class GNNRouter(Router):
         """:meth:`Router.fit`; ``messages``: the neighbours' outcome messages of this split
         already computed with the configured ``neighbours`` (a training export's, see
         :class:`RouterFeatures`), so that they are not searched again."""
-        self._messages = messages
-        try:
-            super().fit(data, split)
-        finally:
-            self._messages = None
+        self._set_cost_rank(data, split)
+        self._fit(data, split, messages)
         return self
 
-    def _fit(self, data: RoutingData, split: Split) -> None:
+    def _fit(self, data: RoutingData, split: Split, messages: np.ndarray | None = None) -> None:
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        self._prepare(data, split, messages=self._messages)
+        self._prepare(data, split, messages=messages)
         result = fit_network(
             self.inference,
             data,
