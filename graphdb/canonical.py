@@ -42,6 +42,7 @@ __all__ = [
     "problem_lines",
     "read_records",
     "reference_problems",
+    "refuse_invalid",
     "validate",
 ]
 
@@ -593,6 +594,16 @@ def validate(
     out.duplicates = len(items) - len(unique)
     out.records = list(unique.values())
     return out
+
+
+def refuse_invalid(validated: Validated, records_read: int, outcome: str) -> None:
+    """Raise a ValidationError naming every problem of ``validated`` (if any):
+    "N of M records are invalid; ``outcome``:" and the problem lines."""
+    from prcore.errors import ValidationError
+
+    if validated.problems:
+        head = f"{len(validated.rejected)} of {records_read} records are invalid; {outcome}:"
+        raise ValidationError("\n".join([head, *problem_lines(validated)]), validated.problems)
 
 
 def problem_lines(validated: Validated, limit: int = 20) -> Iterator[str]:

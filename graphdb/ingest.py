@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from graphdb.canonical import RawRecord, Validated, problem_lines, validate
+from graphdb.canonical import RawRecord, Validated, refuse_invalid, validate
 from graphdb.chunked import DEFAULT_CHUNK, validate_files, write_spill
 from graphdb.schema import NODES
 from graphdb.store import GraphStore, WriteStats
@@ -339,16 +339,11 @@ def _report(
         records_rejected=len(validated.rejected),
         duplicates_merged=validated.duplicates,
     )
-    if validated.problems and not skip_invalid:
-        raise ValidationError(
-            "\n".join(
-                [
-                    f"{len(validated.rejected)} of {n_read} records are invalid; nothing was "
-                    "written (skip invalid records to load the rest and report these):",
-                    *problem_lines(validated),
-                ]
-            ),
-            validated.problems,
+    if not skip_invalid:
+        refuse_invalid(
+            validated,
+            n_read,
+            "nothing was written (skip invalid records to load the rest and report these)",
         )
     if validated.rejected:
         report.report_path = Path(report_path or DEFAULT_REPORT)

@@ -20,13 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from prcore.errors import ConfigError, ValidationError
-
-if TYPE_CHECKING:
-    from graphdb.canonical import Validated
+from prcore.errors import ConfigError
 
 __all__ = ["BulkReport", "bulk_load", "local_server_for"]
 
@@ -65,6 +61,7 @@ def bulk_load(
     ``chunk_size`` records at a time (default :data:`graphdb.chunked.DEFAULT_CHUNK`)."""
     import neo4j_local
     from graphdb.bulk import write_spill_files
+    from graphdb.canonical import refuse_invalid
     from graphdb.chunked import DEFAULT_CHUNK, validate_files
     from graphdb.store import open_store
 
@@ -85,7 +82,7 @@ def bulk_load(
                     "load (use `prouter ingest canonical` without --bulk to add to it)"
                 )
             spill = validate_files(store, paths, folder / "spill.parquet", chunk_size=chunk_size)
-        _refuse_problems(spill.validated, spill.records_read)
+        refuse_invalid(spill.validated, spill.records_read, "nothing was loaded")
         seconds["validate"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         args = write_spill_files(spill, folder, chunk_size=chunk_size)
@@ -101,20 +98,3 @@ def bulk_load(
         counts = store.counts()  # open_store applied the schema (constraints, indexes)
     seconds["schema"] = time.perf_counter() - t0
     return BulkReport(spill.records_read, counts, seconds)
-
-
-def _refuse_problems(validated: Validated, records_read: int) -> None:
-    """Raise when any record or file is invalid: the load is all or nothing."""
-    from graphdb.canonical import problem_lines
-
-    if validated.problems:
-        raise ValidationError(
-            "\n".join(
-                [
-                    f"{len(validated.rejected)} of {records_read} records are invalid; nothing "
-                    "was loaded:",
-                    *problem_lines(validated),
-                ]
-            ),
-            validated.problems,
-        )
