@@ -10,7 +10,14 @@ from gnn.data import RoutingData
 from gnn.preference.base import PreferenceRouter, Votes
 from gnn.routers.base import Router
 
-__all__ = ["PairMetrics", "pair_metrics", "pair_probability", "score_votes"]
+__all__ = [
+    "PairMetrics",
+    "pair_metrics",
+    "pair_probability",
+    "per_vote",
+    "score_votes",
+    "vote_outcomes",
+]
 
 NAN = float("nan")
 
@@ -36,13 +43,11 @@ def pair_metrics(margin: np.ndarray, prob: np.ndarray | None, ties: int) -> Pair
     """Metrics from each vote's margin (> 0: the winner ranked first) and probability."""
     if len(margin) == 0:
         return PairMetrics(NAN, NAN, NAN, 0, ties)
-    accuracy = float(np.mean((margin > 0) + 0.5 * (margin == 0)))
+    correct, loss = per_vote(margin, prob)
     if prob is None:
-        return PairMetrics(accuracy, NAN, NAN, len(margin), ties)
-    p = np.clip(prob, 1e-6, 1 - 1e-6)
-    return PairMetrics(
-        accuracy, float(-np.mean(np.log(p))), float(np.mean((1 - p) ** 2)), len(margin), ties
-    )
+        return PairMetrics(float(np.mean(correct)), NAN, NAN, len(margin), ties)
+    brier = float(np.mean((1 - np.clip(prob, 1e-6, 1 - 1e-6)) ** 2))
+    return PairMetrics(float(np.mean(correct)), float(np.mean(loss)), brier, len(margin), ties)
 
 
 def pair_probability(
@@ -61,12 +66,28 @@ def pair_probability(
     return None
 
 
+def vote_outcomes(
+    router: Router, data: RoutingData, votes: Votes
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per vote of a fitted router: the margin (> 0: the winner ranked first) and the
+    probability that the winner wins (None: the router gives none)."""
+    prob = pair_probability(router, data, votes, votes.win, votes.lose)
+    if prob is not None:
+        return prob - 0.5, prob
+    return router.pair_margin(data, votes.user, votes.query, votes.win, votes.lose), None
+
+
+def per_vote(margin: np.ndarray, prob: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per vote: 1 where the winner was ranked first (1/2 on an exact tie of the scores),
+    and the log-loss of the winner's probability (NaN without probabilities)."""
+    correct = (margin > 0) + 0.5 * (margin == 0)
+    if prob is None:
+        return correct, np.full(len(margin), NAN)
+    return correct, -np.log(np.clip(prob, 1e-6, 1 - 1e-6))
+
+
 def score_votes(router: Router, data: RoutingData, votes: Votes, ties: int) -> PairMetrics:
     """:class:`PairMetrics` of a fitted router on ``votes``."""
     if len(votes) == 0 or not router.scores_pairs:
         return PairMetrics(NAN, NAN, NAN, len(votes) if router.scores_pairs else 0, ties)
-    prob = pair_probability(router, data, votes, votes.win, votes.lose)
-    if prob is not None:
-        return pair_metrics(prob - 0.5, prob, ties)
-    margin = router.pair_margin(data, votes.user, votes.query, votes.win, votes.lose)
-    return pair_metrics(margin, None, ties)
+    return pair_metrics(*vote_outcomes(router, data, votes), ties)

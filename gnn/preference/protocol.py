@@ -9,6 +9,10 @@ validation queries, and scored on the test queries' votes:
 * **by user**: the held-out users' votes on test queries, first with nothing
   known about them (k = 0), then after onboarding k of their votes on
   non-test queries (the same nested draw for every router), without retraining.
+* **paired against a reference** (global Bradley-Terry, ``bt``): every router's by-query
+  accuracy and log-loss minus the reference's, vote by vote on the same votes, pooled
+  over the seeds, with the standard error of that mean: whether a router wins or
+  loses by more than the votes' noise.
 
 Ties are never scored; they are counted.
 """
@@ -23,8 +27,16 @@ import numpy as np
 
 from gnn.data import RoutingData, split_queries
 from gnn.preference.base import PreferenceRouter, Votes, votes_of
-from gnn.preference.metrics import PairMetrics, pair_metrics, pair_probability, score_votes
+from gnn.preference.metrics import (
+    PairMetrics,
+    pair_metrics,
+    pair_probability,
+    per_vote,
+    score_votes,
+    vote_outcomes,
+)
 from gnn.routers.base import Router
+from prcore.values import finite_or_none
 
 __all__ = [
     "DEFAULT_ROUTERS",
@@ -37,6 +49,7 @@ __all__ = [
 
 DEFAULT_ROUTERS = ("gnn", "gnn_nonpersonal", "bt", "bt_task", "bt_user", "mf_votes")
 METRICS = ("accuracy", "log_loss", "brier")
+REFERENCE = "bt"  # the paired comparison's reference: global Bradley-Terry
 
 
 def split_users(data: RoutingData, *, seed: int, fraction: float = 1 / 3) -> np.ndarray:
@@ -114,6 +127,26 @@ class PreferenceComparison:
     shots: list[int]
     by_query: dict[str, list[PairMetrics]] = field(default_factory=dict)
     by_user: dict[str, dict[int, list[PairMetrics]]] = field(default_factory=dict)
+    #: Per router and seed, per by-query vote: (1 if ranked right, log-loss) (see per_vote).
+    votes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+
+    def paired(self, reference: str = REFERENCE) -> dict[str, dict[str, tuple[float, float]]]:
+        """Per router but ``reference``: its by-query accuracy and log-loss minus the
+        reference's on the same votes, pooled over the seeds, as (mean, standard error);
+        NaN where either gives no probabilities. Empty without the reference."""
+        if reference not in self.votes:
+            return {}
+        ref = self.votes[reference]
+        out = {}
+        for name, runs in self.votes.items():
+            if name == reference or len(runs) != len(ref):
+                continue
+            gaps = [[r[i] - b[i] for r, b in zip(runs, ref, strict=True)] for i in (0, 1)]
+            out[name] = {
+                "accuracy": _mean_se(np.concatenate(gaps[0])),
+                "log_loss": _mean_se(np.concatenate(gaps[1])),
+            }
+        return out
 
     @staticmethod
     def _mean_std(runs: list[PairMetrics], metric: str) -> tuple[float, float]:
@@ -135,6 +168,18 @@ class PreferenceComparison:
         for name, runs in rows:
             cells = "".join(_cell(*self._mean_std(runs, m)) for m in METRICS)
             lines.append(f"{name:<18}{cells} {runs[0].n:>7} {runs[0].ties:>6}")
+        paired = self.paired()
+        if paired:
+            lines += [
+                "",
+                f"paired against {REFERENCE} (same votes, pooled over seeds): difference "
+                "± standard error; accuracy > 0 and log-loss < 0 are better",
+            ]
+            head = f"{'router':<18} {'accuracy':>17} {'log_loss':>17}"
+            lines += [head, "-" * len(head)]
+            for name, diff in paired.items():
+                cells = "".join(_signed(*diff[m]) for m in ("accuracy", "log_loss"))
+                lines.append(f"{name:<18}{cells}")
         if self.by_user:
             lines += ["", "new users (held out), accuracy / log-loss after k onboarded votes"]
             head = f"{'router':<18}" + "".join(f" {'k=' + str(k):>15}" for k in self.shots)
@@ -150,11 +195,28 @@ class PreferenceComparison:
             "seeds": self.seeds,
             "shots": self.shots,
             "by_query": {n: [m.as_dict() for m in runs] for n, runs in self.by_query.items()},
+            f"paired_against_{REFERENCE}": {
+                n: {m: finite_or_none(list(v)) for m, v in diff.items()}
+                for n, diff in self.paired().items()
+            },
             "new_user": {
                 n: {str(k): [m.as_dict() for m in runs] for k, runs in curve.items()}
                 for n, curve in self.by_user.items()
             },
         }
+
+
+def _mean_se(values: np.ndarray) -> tuple[float, float]:
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def _signed(mean: float, se: float) -> str:
+    if np.isnan(mean):
+        return f" {'-':>17}"
+    return f" {mean:>+9.4f}±{se:<7.4f}"
 
 
 def _cell(mean: float, std: float) -> str:
@@ -199,7 +261,13 @@ def compare_on_preferences(
         for name in routers:
             router = registry[name](seed=seed, **(configs or {}).get(name, {}))
             router.fit(train_data, split)
-            metrics = score_votes(router, data, known_test, _ties(data, split.test, ~held))
+            ties = _ties(data, split.test, ~held)
+            if router.scores_pairs and len(known_test):
+                outcomes = vote_outcomes(router, data, known_test)
+                metrics = pair_metrics(*outcomes, ties)
+                result.votes.setdefault(name, []).append(per_vote(*outcomes))
+            else:
+                metrics = score_votes(router, data, known_test, ties)
             result.by_query.setdefault(name, []).append(metrics)
             if name in calibrate:
                 known_val = votes_of(train_data, split.val, choices=False)
