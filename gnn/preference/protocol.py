@@ -179,7 +179,7 @@ class PreferenceComparison:
             lines += [head, "-" * len(head)]
             for name, diff in paired.items():
                 cells = "".join(_signed(*diff[m]) for m in ("accuracy", "log_loss"))
-                lines.append(f"{name:<18}{cells}")
+                lines.append(f"{name:<18}{cells}".rstrip())
         if self.by_user:
             lines += ["", "new users (held out), accuracy / log-loss after k onboarded votes"]
             head = f"{'router':<18}" + "".join(f" {'k=' + str(k):>15}" for k in self.shots)
