@@ -10,7 +10,8 @@ messages), the kNN baselines (``gnn.routers.baselines.knn*``) and serving
   similarity, ties to the lower base row, which is what a stable sort of the
   full similarity row gives.
 * **approx**: an HNSW graph index (``usearch``), built single-threaded in base
-  order, hence the same index and the same answers on every run; the
+  order, hence the same index and the same answers on every run, and searched
+  on every core (``threads``; a query's answer does not depend on it); the
   candidates' similarities are recomputed exactly, then sorted as above.
 * **auto** (the default): approximate when the base has at least
   ``approx_from`` rows (default :data:`APPROX_FROM`) *and*, for a one-off
@@ -85,7 +86,9 @@ class NeighbourConfig:
     connectivity: int = 16  # HNSW edges per node
     expansion_add: int = 128  # candidate list while building
     expansion_search: int = 128  # candidate list while searching (at least 2k is used)
-    threads: int = 1  # search threads (building is single-threaded: reproducible)
+    # Search threads, 0: every core (each query's answer is its own, so the answers do
+    # not depend on it); building is single-threaded, hence reproducible.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gnn import neighbours
-from gnn.neighbours import NeighbourIndex, NeighbourSearchError, nearest, using
+from gnn.neighbours import NeighbourConfig, NeighbourIndex, NeighbourSearchError, nearest, using
 from prcore.settings import DEFAULT_NEIGHBOURS_APPROX_FROM, Settings
 
 
@@ -97,6 +97,21 @@ def test_approx_recall_on_seeded_fixture():
     exact = np.einsum("bd,bkd->bk", q, base[found.indices])
     np.testing.assert_allclose(found.similarities, exact, atol=1e-5)
     assert (np.diff(found.similarities, axis=1) <= 1e-7).all()
+
+
+def test_approx_answers_do_not_depend_on_the_search_threads():
+    """Searches use every core by default (a 1M-query search on one thread took over 25
+    minutes of the scale benchmark's write-back); each query's answer is its own."""
+    base = _clustered(3000, 32, seed=3)
+    queries = _clustered(2000, 32, seed=4)
+    assert NeighbourConfig().threads == 0  # 0: all cores
+    answers = []
+    for threads in (1, 2, 0):
+        with using(mode="approx", threads=threads):
+            answers.append(nearest(queries, base, 10))
+    for other in answers[1:]:
+        np.testing.assert_array_equal(other.indices, answers[0].indices)
+        np.testing.assert_array_equal(other.similarities, answers[0].similarities)
 
 
 def test_approx_exclude_never_returns_own_row():
