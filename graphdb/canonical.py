@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prcore.errors import ValidationError
+
 __all__ = [
     "CONSISTENT",
     "DECISIONS",
@@ -599,8 +601,6 @@ def validate(
 def refuse_invalid(validated: Validated, records_read: int, outcome: str) -> None:
     """Raise a ValidationError naming every problem of ``validated`` (if any):
     "N of M records are invalid; ``outcome``:" and the problem lines."""
-    from prcore.errors import ValidationError
-
     if validated.problems:
         head = f"{len(validated.rejected)} of {records_read} records are invalid; {outcome}:"
         raise ValidationError("\n".join([head, *problem_lines(validated)]), validated.problems)

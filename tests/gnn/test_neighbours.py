@@ -100,8 +100,9 @@ def test_approx_recall_on_seeded_fixture():
 
 
 def test_approx_answers_do_not_depend_on_the_search_threads():
-    """Searches use every core by default (a 1M-query search on one thread took over 25
-    minutes of the scale benchmark's write-back); each query's answer is its own."""
+    """Searches use every core by default (at 1M queries, the serving rebuild after
+    training searched all of them on one thread for about 15 minutes of the scale
+    benchmark); each query's answer is its own."""
     base = _clustered(3000, 32, seed=3)
     queries = _clustered(2000, 32, seed=4)
     assert NeighbourConfig().threads == 0  # 0: all cores
