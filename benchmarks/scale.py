@@ -10,7 +10,9 @@ Parquet file, then, each in its own process (so that peak RSS is its own):
   neighbour messages; time per epoch, the per-epoch validation included, from the
   checkpoint's ``training`` record), write-back of ROUTED_TO with top-k (k=3) and with
   every candidate (edges and time), route p50 through ``gnn.serving.RoutingService`` (a
-  hashing stand-in embedder), peak RSS, file size.
+  hashing stand-in embedder), peak RSS, file size; the approximate neighbour indexes it
+  builds are kept in its folder. Then a serving restart: a new process that opens the
+  store and is ready to route, reading those indexes (``serve_start.py``; time, peak RSS).
 * neo4j (sizes up to ``--neo4j-max``): the initial load through ``neo4j-admin database
   import full`` (``prouter neo4j import``: validate, CSV, stop, import, start, schema)
   on a fresh server, then the UNWIND path (``prouter ingest canonical``) on another
@@ -45,6 +47,7 @@ from pathlib import Path
 
 from _common import BENCH_NEO4J_HOME, REPO, dir_size_mb, fresh_store_url, server_peak_rss_mb
 from _routerbench_users import report, run_routerbench
+from serve_start import measure_start
 
 SIZES = "10000:100,100000:1000,1000000:10000"
 
@@ -131,6 +134,7 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from gnn import neighbours
     from gnn.checkpoint import load_checkpoint
     from gnn.export import SubgraphSpec, export_training_subgraph
     from gnn.pipeline import ModelRef, publish_predictions, train_from_export
@@ -143,6 +147,9 @@ def ladybug_worker(args: argparse.Namespace) -> dict:
     out: dict = {}
     peaks = PhasePeaks(out)
     folder = Path(args.folder)
+    # The approximate indexes built are kept here (not in the repository's prouter-data/),
+    # for the serving restart measured after this worker.
+    neighbours.configure(index_dir=str(folder / "indexes"))
     store = open_store(f"ladybug:{folder / 'g.lbug'}")
     t0 = time.perf_counter()
     with peaks.phase("ingest"):
@@ -259,7 +266,7 @@ def print_synthetic(rows: list, args: argparse.Namespace) -> None:
         f"{'backend':<8} {'queries':>8} {'users':>6} {'ingest s':>9} {'bulk s':>7} {'embed s':>8} "
         f"{'export s':>9} {'setup s':>8} {'s/epoch':>8} {'peak MB':>8} {'route p50 ms':>13} "
         f"{'disk MB':>8} "
-        f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6}"
+        f"{'ROUTED_TO top-3':>16} {'(s)':>6} {'all':>9} {'(s)':>6} {'restart s':>10} {'(MB)':>7}"
     )
     for name, queries, users, _gen, r in rows:
         print(
@@ -269,7 +276,8 @@ def print_synthetic(rows: list, args: argparse.Namespace) -> None:
             f"{_f(r, 'peak_rss_mb', 8, 0)} "
             f"{_f(r, 'route_p50_ms', 13, 1)} {_f(r, 'disk_mb', 8, 0)} "
             f"{_f(r, 'routed_3', 16, 0)} {_f(r, 'routed_3_s', 6, 1)} "
-            f"{_f(r, 'routed_all', 9, 0)} {_f(r, 'routed_all_s', 6, 1)}"
+            f"{_f(r, 'routed_all', 9, 0)} {_f(r, 'routed_all_s', 6, 1)} "
+            f"{_f(r, 'restart_s', 10, 1)} {_f(r, 'restart_peak_mb', 7, 0)}"
         )
         if "bulk_steps" in r:
             steps = ", ".join(f"{k} {v:.1f}s" for k, v in r["bulk_steps"].items())
@@ -323,6 +331,10 @@ def main() -> None:
             common += ["--dim", str(args.dim), "--epochs", str(args.epochs)]
             common += ["--routes", str(args.routes), "--llms", str(args.llms)]
             lady = _run_worker("ladybug", [*common, "--folder", str(tmp)])
+            restart = measure_start(
+                f"ladybug:{tmp / 'g.lbug'}", tmp / "models", tmp / "indexes", args.dim, "restart"
+            )
+            lady |= {"restart_s": restart["ready_s"], "restart_peak_mb": restart["peak_rss_mb"]}
             rows.append(("ladybug", queries, users, gen_s, lady))
             print(f"done: ladybug {queries} {json.dumps(lady)}", file=sys.stderr, flush=True)
             if queries > args.neo4j_max:

@@ -21,7 +21,9 @@ messages), the kNN baselines (``gnn.routers.baselines.knn*``) and serving
 
 The mode and threshold come from the settings (``PROUTER_NEIGHBOURS``,
 ``PROUTER_NEIGHBOURS_APPROX_FROM``, the ``prouter --neighbours`` flag) or
-:func:`configure`; each approximate index built is announced on stderr.
+:func:`configure`; each approximate index built is announced on stderr. Built
+indexes are kept in ``PROUTER_NEIGHBOURS_INDEX_DIR`` for the next process
+(:mod:`gnn.index_files`), which reads them instead of building them again.
 
 Shapes: queries ``(B, D)``, base ``(N, D)``; results ``(B, min(k, N))``, a row
 padded with index -1 and similarity ``-inf`` where fewer base rows qualify
@@ -38,10 +40,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from gnn import index_files
 from prcore.errors import ProuterError
 from prcore.settings import DEFAULT_NEIGHBOURS_APPROX_FROM
 
@@ -89,6 +93,8 @@ class NeighbourConfig:
     # Search threads, 0: every core (each query's answer is its own, so the answers do
     # not depend on it); building is single-threaded, hence reproducible.
     threads: int = 0
+    # Folder of approximate indexes kept between processes ("": none; gnn.index_files).
+    index_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -118,7 +124,11 @@ def settings_config() -> NeighbourConfig:
     from prcore.settings import Settings
 
     settings = Settings.load()
-    return NeighbourConfig(mode=settings.neighbours, approx_from=settings.neighbours_approx_from)
+    return NeighbourConfig(
+        mode=settings.neighbours,
+        approx_from=settings.neighbours_approx_from,
+        index_dir=settings.neighbours_index_dir,
+    )
 
 
 def current_config() -> NeighbourConfig:
@@ -129,8 +139,11 @@ def current_config() -> NeighbourConfig:
     return _config
 
 
-def configure(mode: str | None = None, approx_from: int | None = None, **hnsw: int) -> None:
-    """Set the process-wide search mode / threshold / HNSW parameters (None: unchanged)."""
+def configure(
+    mode: str | None = None, approx_from: int | None = None, **hnsw: int | str | None
+) -> None:
+    """Set the process-wide search mode / threshold / HNSW parameters and ``index_dir``
+    (None: unchanged)."""
     global _config
     changes: dict[str, Any] = {k: v for k, v in hnsw.items() if v is not None}
     if mode is not None:
@@ -141,7 +154,9 @@ def configure(mode: str | None = None, approx_from: int | None = None, **hnsw: i
 
 
 @contextmanager
-def using(mode: str | None = None, approx_from: int | None = None, **hnsw: int) -> Iterator[None]:
+def using(
+    mode: str | None = None, approx_from: int | None = None, **hnsw: int | str | None
+) -> Iterator[None]:
     """:func:`configure` for a ``with`` block (tests, benchmarks), restored afterwards."""
     global _config
     before = current_config()
@@ -349,7 +364,8 @@ def _sorted(idx: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _hnsw_index(base: np.ndarray, cfg: NeighbourConfig) -> Any:
-    """The HNSW index of ``base`` (unit rows); reused while the same base is searched."""
+    """The HNSW index of ``base`` (unit rows); reused while the same base is searched, and
+    read from ``cfg.index_dir`` when an earlier process saved it there."""
     digest = hashlib.blake2b(np.ascontiguousarray(base).view(np.uint8), digest_size=16)
     key = (base.shape, digest.hexdigest(), cfg.connectivity, cfg.expansion_add)
     with _cache_lock:
@@ -363,22 +379,28 @@ def _hnsw_index(base: np.ndarray, cfg: NeighbourConfig) -> Any:
             "approximate neighbour search needs the 'usearch' package; reinstall with "
             "`./dev setup`, or search exactly (--neighbours exact)"
         ) from exc
+    stem = index_files.index_name(key[1], base.shape, cfg.connectivity, cfg.expansion_add)
+    index = index_files.load_index(Path(cfg.index_dir), stem, base) if cfg.index_dir else None
     message = (
         f"neighbours: approximate search (HNSW, usearch) over {len(base):,} rows "
-        f"(mode {cfg.mode}, exact below {cfg.approx_from:,}); building the index"
+        f"(mode {cfg.mode}, exact below {cfg.approx_from:,}); "
+        + ("read the saved index" if index is not None else "building the index")
     )
     log.info(message)
     print(message, file=sys.stderr)
-    index = Index(
-        ndim=base.shape[1],
-        metric="ip",
-        dtype="f32",
-        connectivity=cfg.connectivity,
-        expansion_add=cfg.expansion_add,
-        expansion_search=cfg.expansion_search,
-    )
-    # One thread, rows in base order: the same graph on every run (reproducible).
-    index.add(np.arange(len(base), dtype=np.uint64), base, threads=1, log=len(base) >= 100_000)
+    if index is None:
+        index = Index(
+            ndim=base.shape[1],
+            metric="ip",
+            dtype="f32",
+            connectivity=cfg.connectivity,
+            expansion_add=cfg.expansion_add,
+            expansion_search=cfg.expansion_search,
+        )
+        # One thread, rows in base order: the same graph on every run (reproducible).
+        index.add(np.arange(len(base), dtype=np.uint64), base, threads=1, log=len(base) >= 100_000)
+        if cfg.index_dir:
+            index_files.save_index(Path(cfg.index_dir), stem, index)
     with _cache_lock:
         _cache[key] = index
         while len(_cache) > _CACHE_SIZE:

@@ -16,11 +16,15 @@ field                      environment variable       default
 ``device``                 ``PROUTER_DEVICE``         ``auto``
 ``neighbours``             ``PROUTER_NEIGHBOURS``     ``auto`` (``exact``, ``approx``)
 ``neighbours_approx_from`` ``PROUTER_NEIGHBOURS_APPROX_FROM``  ``50000`` base rows
+``neighbours_index_dir``   ``PROUTER_NEIGHBOURS_INDEX_DIR``  ``prouter-data/neighbour-indexes``
 =========================  =========================  ==============================
 
 ``neighbours`` is how query-query nearest neighbours are searched
 (:mod:`gnn.neighbours`): ``auto`` searches exactly below
 ``neighbours_approx_from`` base rows and approximately (HNSW) from there on.
+The approximate indexes built are kept in ``neighbours_index_dir`` (the four used
+last), so that the next process reads them instead of building them again
+(:mod:`gnn.index_files`); an empty value keeps none.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL_DIR",
     "DEFAULT_NEIGHBOURS_APPROX_FROM",
+    "DEFAULT_NEIGHBOURS_INDEX_DIR",
     "DEFAULT_STORE",
     "Settings",
     "is_bundled_embedding",
@@ -54,6 +59,8 @@ BUNDLED_EMBEDDING_MODELS = frozenset(
 )
 #: Base rows from which ``neighbours=auto`` searches approximately.
 DEFAULT_NEIGHBOURS_APPROX_FROM = 50_000
+#: Where approximate neighbour indexes are kept between processes ("": nowhere).
+DEFAULT_NEIGHBOURS_INDEX_DIR = "prouter-data/neighbour-indexes"
 
 
 def is_bundled_embedding(model: str) -> bool:
@@ -88,6 +95,10 @@ class Settings(BaseSettings):
         DEFAULT_NEIGHBOURS_APPROX_FROM,
         ge=2,
         validation_alias=_env("PROUTER_NEIGHBOURS_APPROX_FROM"),
+    )
+
+    neighbours_index_dir: str = Field(
+        DEFAULT_NEIGHBOURS_INDEX_DIR, validation_alias=_env("PROUTER_NEIGHBOURS_INDEX_DIR")
     )
 
     @classmethod

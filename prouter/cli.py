@@ -51,6 +51,8 @@ __all__ = ["cli", "main"]
     type=click.Choice(["auto", "exact", "approx"]),
     help="Query-query nearest-neighbour search: exact, approximate (HNSW), or auto "
     f"(approximate from {DEFAULT_NEIGHBOURS_APPROX_FROM:,} base rows; default). "
+    "Approximate indexes are kept for the next process in PROUTER_NEIGHBOURS_INDEX_DIR "
+    "(default prouter-data/neighbour-indexes; empty: none). "
     "Env: PROUTER_NEIGHBOURS, PROUTER_NEIGHBOURS_APPROX_FROM.",
 )
 @click.pass_context
@@ -81,7 +83,11 @@ def cli(
     )
     from gnn import neighbours as search
 
-    search.configure(ctx.obj.neighbours, ctx.obj.neighbours_approx_from)
+    search.configure(
+        ctx.obj.neighbours,
+        ctx.obj.neighbours_approx_from,
+        index_dir=ctx.obj.neighbours_index_dir,
+    )
 
 
 cli.add_command(data.demo)

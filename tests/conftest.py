@@ -21,6 +21,9 @@ from graphdb.store import GraphStore, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("PROUTER_DATA_DIR", REPO.parent / "shared" / "data"))
+# Approximate neighbour indexes are not kept between processes (by default they would be,
+# in the repository's prouter-data/): tests/gnn/test_index_files.py keeps them in its own.
+os.environ["PROUTER_NEIGHBOURS_INDEX_DIR"] = ""
 
 
 @pytest.fixture(scope="session")
