@@ -117,14 +117,15 @@ def save_checkpoint(model_dir: Path, version: str, payload: dict[str, Any]) -> P
     return save_file(path, payload | {"format": FORMAT, "version": version})
 
 
-def load_file(path: Path, *, safe_globals: Iterable[type] = ()) -> Any:
+def load_file(path: Path, *, safe_globals: Iterable[type] = (), mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` (plus the listed data classes), with every
-    failure (truncated, foreign or pickled-code file) as a :class:`CheckpointError`."""
+    failure (truncated, foreign or pickled-code file) as a :class:`CheckpointError`;
+    ``mmap``: tensors map the file (read when used) instead of being read whole."""
     import torch
 
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(Path(path), map_location="cpu", weights_only=True)
+            return torch.load(Path(path), map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise CheckpointError(f"no file {path}") from None
     except Exception as exc:  # the unpickler raises many kinds on bad input

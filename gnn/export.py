@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
 
-from gnn.checkpoint import load_file, save_file
+from gnn.checkpoint import CheckpointError, load_file, save_file
 from gnn.data import RoutingData, Split, load_routing_data, split_queries
 from gnn.graph import build_graph
 from graphdb.store import GraphStore
@@ -34,10 +35,13 @@ __all__ = [
     "SubgraphSpec",
     "TrainingSubgraph",
     "export_training_subgraph",
+    "exported_messages",
     "filter_decisions",
     "load_training_subgraph",
 ]
 
+
+log = logging.getLogger(__name__)
 
 # The PyG classes an export file may hold (loaded weights-only: data, never code).
 _HETERO_DATA_CLASSES = (HeteroData, BaseStorage, NodeStorage, EdgeStorage, GlobalStorage)
@@ -144,8 +148,8 @@ def filter_decisions(store: GraphStore, data: RoutingData, spec: SubgraphSpec) -
     )
 
 
-def _fingerprint(data: RoutingData, split: Split, spec: SubgraphSpec) -> str:
-    digest = hashlib.sha256(json.dumps(spec.as_dict(), sort_keys=True).encode())
+def _fingerprint(data: RoutingData, split: Split, spec: dict[str, object]) -> str:
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
     for ids in (data.query_ids, data.llm_ids, data.user_ids, data.task_ids):
         digest.update("\x1f".join(ids).encode() + b"\x1e")
     digest.update("\x1f".join(data.query_split.tolist()).encode())
@@ -204,10 +208,10 @@ def export_training_subgraph(
         g.ties = torch.from_numpy(  # (user, query, one LLM, the other): the GNN trains on them
             np.stack([data.tie_user, data.tie_query, data.tie_a, data.tie_b]).astype(np.int64)
         )
-    g.fingerprint = _fingerprint(data, split, spec)
+    g.fingerprint = _fingerprint(data, split, spec.as_dict())
     g.spec = spec.as_dict()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"training-subgraph-{g.fingerprint[:16]}.pt"
+    path = _export_path(directory, g.fingerprint)
     if not path.exists():  # the name is the content's fingerprint: same file, same graph
         save_file(path, g, overwrite=True)
     counts = {
@@ -222,6 +226,41 @@ def export_training_subgraph(
         "test_queries": int(split.test.sum()),
     }
     return ExportedSubgraph(path, g.fingerprint, counts)
+
+
+def _export_path(directory: Path, fingerprint: str) -> Path:
+    return directory / f"training-subgraph-{fingerprint[:16]}.pt"
+
+
+def exported_messages(
+    directory: Path, export: object, data: RoutingData, split: Split, k: int
+) -> np.ndarray | None:
+    """The neighbours' outcome messages saved in the export a checkpoint was trained on
+    (``export``: the checkpoint's record of it, fingerprint and spec), when ``data`` and
+    ``split`` are the graph it was exported from (the same fingerprint) and they were made
+    with ``k`` neighbours; None otherwise (the caller searches). The file is looked up by
+    its fingerprint in ``directory`` (never by a path read from the checkpoint)."""
+    if not isinstance(export, dict) or not isinstance(export.get("spec"), dict):
+        return None
+    fingerprint, spec = export.get("fingerprint"), export["spec"]
+    if not isinstance(fingerprint, str) or len(fingerprint) != 64 or spec.get("neighbours") != k:
+        return None
+    if set(fingerprint) - set("0123456789abcdef"):
+        return None
+    path = _export_path(Path(directory), fingerprint)
+    if not path.is_file() or _fingerprint(data, split, spec) != fingerprint:
+        return None
+    try:
+        g = load_file(path, safe_globals=_HETERO_DATA_CLASSES, mmap=True)
+    except CheckpointError as exc:
+        log.warning("the export's neighbour messages are not read (%s): searching again", exc)
+        return None
+    if not isinstance(g, HeteroData) or getattr(g, "fingerprint", None) != fingerprint:
+        return None
+    messages = getattr(g["query"], "neighbour_outcomes", None)
+    if not isinstance(messages, torch.Tensor):
+        return None
+    return messages.numpy().copy()  # not the mapped file's pages
 
 
 def load_training_subgraph(path: str | Path) -> TrainingSubgraph:

@@ -463,7 +463,9 @@ def _run_few_shot(
 
     sub = load_training_subgraph(ref.export)
     state = read_checkpoint(ref)
-    router = GNNRouter.from_state(state, sub.data, device=device, serving=False)
+    router = GNNRouter.from_state(
+        state, sub.data, device=device, serving=False, exports=Path(ref.export).parent
+    )
     seed = int(state["config"].get("seed", 0))
     out = []
     for name in settings:

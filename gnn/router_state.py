@@ -8,11 +8,13 @@ weights, task and LLM order, and its training and validation queries by id
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from gnn.data import RoutingData, Split
+from gnn.export import exported_messages
 from gnn.preference.calibration import VoteCalibration
 from prcore.errors import ProuterError
 
@@ -48,10 +50,13 @@ def restore_router(
     *,
     device: str = "auto",
     serving: bool = True,
+    exports: Path | None = None,
 ) -> R:
     """Rebuild a trained router of class ``cls`` on ``data``.
 
-    Its training queries (by id) give the outcome messages. For ``serving``
+    Its training queries (by id) give the outcome messages: those saved in the export it
+    was trained on (looked up in the folder ``exports``) when ``data`` is still the graph
+    it was exported from, else searched again. For ``serving``
     (the graph now), every decision and judgement in ``data`` describes its
     user (users and decisions added since training count, without
     retraining) and every outcome may be seen; otherwise (``serving=False``,
@@ -79,7 +84,10 @@ def restore_router(
         split,
         **(everything if serving else {}),
         task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
-    )
+        messages=None if exports is None else exported_messages(
+            exports, state.get("export"), data, split, k=router.train_config.neighbours
+        ),
+    )  # fmt: skip
     try:
         router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
     except RuntimeError as exc:

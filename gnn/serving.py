@@ -204,7 +204,9 @@ class RoutingService:
             query_ids=self.data.query_ids,
         )
         try:
-            self.router = registry[kind].from_state(state, self.data, device=device)
+            self.router = registry[kind].from_state(
+                state, self.data, device=device, exports=Path(model_dir) / "exports"
+            )
         except ProuterError as exc:
             if set(self.data.llm_ids) == set(state["llm_ids"]):
                 raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -314,9 +315,10 @@ class GNNRouter(Router):
         *,
         device: str = "auto",
         serving: bool = True,
+        exports: Path | None = None,
     ) -> GNNRouter:
         """Rebuild a trained router on ``data`` (see :func:`gnn.router_state.restore_router`)."""
-        return restore_router(cls, state, data, device=device, serving=serving)
+        return restore_router(cls, state, data, device=device, serving=serving, exports=exports)
 
 
 class NonPersonalizedGNNRouter(GNNRouter):
