@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_route import StandInEmbedder, write_workload
 
 from gnn.features import RouterFeatures
 from gnn.pipeline import train_and_record
 from gnn.serving import RoutingService
 from graphdb.store import open_store
-from test_route import StandInEmbedder, write_workload
 
 TRAIN = {"epochs": 3, "hidden": 8}
 
