@@ -79,15 +79,17 @@ def restore_router(
         "decisions": np.arange(len(data.dec_user)),
         "pairs": np.arange(len(data.pref_user)),
     }
+    messages = None
+    if exports is not None:
+        k = router.train_config.neighbours
+        messages = exported_messages(exports, state.get("export"), data, split, k=k)
     router._prepare(
         data,
         split,
         **(everything if serving else {}),
         task_ids=list(state["task_ids"]),  # type: ignore[call-overload]
-        messages=None if exports is None else exported_messages(
-            exports, state.get("export"), data, split, k=router.train_config.neighbours
-        ),
-    )  # fmt: skip
+        messages=messages,
+    )
     try:
         router.model.load_state_dict(state["state_dict"])  # type: ignore[arg-type]
     except RuntimeError as exc:
