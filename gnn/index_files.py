@@ -54,7 +54,9 @@ def _file_digest(path: Path) -> str:
 
 
 def _warn(message: str) -> None:
-    log.warning(message)
+    """On stderr, as the builds are announced (and in the log, below warnings, so that a
+    server logging warnings to stderr does not print it twice)."""
+    log.info(message)
     print(f"neighbours: warning: {message}", file=sys.stderr)
 
 
