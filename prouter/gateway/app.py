@@ -392,20 +392,11 @@ async def _relay(
     served: dict[str, Any],
     attempts: list[Attempt],
 ):  # type: ignore[no-untyped-def]
-    status = "ok"
-    try:
-        async for chunk in stream.events():
-            if not chunk.get("choices") and "usage" in chunk and not chat.wants_usage:
-                continue
-            yield b"data: " + dumps(chunk | {"id": response_id, "model": llm}) + b"\n\n"
-        yield b"data: [DONE]\n\n"
-    except httpx.HTTPError:
-        status = "stream broken"
-        gw.metrics.upstream_errors.labels(llm, status).inc()
-    except BaseException:
-        status = "client disconnected"
-        raise
-    finally:
+    """The upstream's chunks under our id and model; the request is recorded when the
+    upstream has finished, *before* ``[DONE]`` goes out (a client that has read the whole
+    stream and flushes the recorder finds it), or when the stream breaks."""
+
+    async def finish(status: str) -> None:
         await stream.aclose()
         tokens_in, tokens_out = _usage(stream.usage)
         up = gw.upstreams[llm]
@@ -422,6 +413,26 @@ async def _relay(
             )
         )
         gw.record(Served(**served, attempts=attempts))
+
+    finished = False
+    status = "ok"
+    try:
+        async for chunk in stream.events():
+            if not chunk.get("choices") and "usage" in chunk and not chat.wants_usage:
+                continue
+            yield b"data: " + dumps(chunk | {"id": response_id, "model": llm}) + b"\n\n"
+        await finish(status)
+        finished = True
+        yield b"data: [DONE]\n\n"
+    except httpx.HTTPError:
+        status = "stream broken"
+        gw.metrics.upstream_errors.labels(llm, status).inc()
+    except BaseException:
+        status = "client disconnected"
+        raise
+    finally:
+        if not finished:
+            await finish(status)
 
 
 # -- feedback, metrics, admin ---------------------------------------------------------------
