@@ -4,7 +4,8 @@ cold start saved, ``gnn.index_files``).
 
 Each start is a new process that opens the store read-only, builds the
 ``RoutingService`` of the latest model (restores the router: the neighbours' outcome
-messages of every query; the task-inference index of every query), warms it up (the
+messages of every query, read from the model's export in ``MODEL_DIR/exports`` while the
+graph is the one exported, else searched; the task-inference index), warms it up (the
 standing index of route-time lookups) and routes one query. Query texts are embedded
 by a deterministic stand-in of the store's embedding dimension (the startup is what is
 measured, not the encoder). Prints wall time, peak RSS and the indexes built / read.
