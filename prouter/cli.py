@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import click
 
-from prcore.settings import DEFAULT_NEIGHBOURS_APPROX_FROM, DEFAULT_STORE
+from prcore.settings import (
+    DEFAULT_NEIGHBOURS_APPROX_FROM,
+    DEFAULT_NEIGHBOURS_INDEX_DIR,
+    DEFAULT_STORE,
+)
 from prouter.commands import (
     cypher,
     data,
@@ -52,7 +56,7 @@ __all__ = ["cli", "main"]
     help="Query-query nearest-neighbour search: exact, approximate (HNSW), or auto "
     f"(approximate from {DEFAULT_NEIGHBOURS_APPROX_FROM:,} base rows; default). "
     "Approximate indexes are kept for the next process in PROUTER_NEIGHBOURS_INDEX_DIR "
-    "(default prouter-data/neighbour-indexes; empty: none). "
+    f"(default {DEFAULT_NEIGHBOURS_INDEX_DIR}; empty: none). "
     "Env: PROUTER_NEIGHBOURS, PROUTER_NEIGHBOURS_APPROX_FROM.",
 )
 @click.pass_context
